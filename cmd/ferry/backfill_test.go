@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/internal/stack"
+	"github.com/ferry-migrate/ferry/internal/testkit"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+	"github.com/ferry-migrate/ferry/verify"
+)
+
+// pagilaRows is the number of rows in the 15 Pagila tables.
+const pagilaRows = 46273
+
+type backfillEnv struct {
+	st                                *stack.Stack
+	db, mapping, target, stream, slot string
+	control                           string
+}
+
+func newBackfillEnv(t *testing.T) *backfillEnv {
+	st := stack.ForTest(t)
+	e := &backfillEnv{st: st, db: st.TestDatabase(t), target: testkit.Name("pagila_"), stream: testkit.Name("pagila-"),
+		slot: testkit.Name("ferry_"), control: testkit.Name("ctl_")}
+	e.mapping = testkit.PagilaMapping(t, e.target, e.stream)
+	return e
+}
+
+func (e *backfillEnv) args(extra ...string) []string {
+	return append([]string{"backfill", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--progress", "log"}, extra...)
+}
+
+// checkExact asserts that DynamoDB holds exactly one item per source row, each
+// equal to the source row passed through the mapping, and returns the items.
+func (e *backfillEnv) checkExact(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c, err := loadPlan(ctx, e.db, e.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := testkit.ScanAll(ctx, e.st.DynamoClient(), e.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := map[string]map[string]types.AttributeValue{}
+	for _, it := range items {
+		id := it["pk"].(*types.AttributeValueMemberS).Value + "\x00" + it["sk"].(*types.AttributeValueMemberS).Value
+		actual[id] = it
+	}
+	if len(actual) != len(items) {
+		t.Fatalf("scan returned %d items for %d keys", len(items), len(actual))
+	}
+	rows, diffs := 0, 0
+	err = verify.SourceItems(ctx, e.db, c.plan, func(tp *transform.TablePlan, id string, row extract.Row, want map[string]types.AttributeValue) error {
+		rows++
+		got, ok := actual[id]
+		if !ok {
+			diffs++
+			if diffs < 10 {
+				t.Errorf("%s (%s): missing in DynamoDB", tp.Source.Name, tp.KeyString(row))
+			}
+			return nil
+		}
+		delete(actual, id)
+		for _, d := range verify.CompareItems(want, got, "_version") {
+			diffs++
+			if diffs < 10 {
+				t.Errorf("%s (%s) column %s: source %s, target %s", tp.Source.Name, tp.KeyString(row), d.Column, d.Source, d.Target)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != pagilaRows {
+		t.Errorf("source rows = %d, want %d", rows, pagilaRows)
+	}
+	for id := range actual {
+		t.Errorf("extra item in DynamoDB: %q", id)
+	}
+	if diffs > 0 {
+		t.Errorf("%d differences", diffs)
+	}
+}
+
+func TestBackfillPagilaExact(t *testing.T) {
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	code, out, errOut := runFerry(t, e.args()...)
+	if code != 0 {
+		t.Fatalf("backfill exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "total") {
+		t.Errorf("no summary in output:\n%s", out)
+	}
+	e.checkExact(ctx, t)
+
+	// One "r" event per row on the stream, each for a distinct key.
+	events, err := testkit.ReadStream(ctx, e.st.KinesisClient(), e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perKey := map[string]int{}
+	for _, ev := range events {
+		if ev.Op != "r" || !ev.Source.Snapshot || ev.Before != nil || ev.After == nil {
+			t.Fatalf("unexpected event %+v", ev)
+		}
+		perKey[ev.PartitionKey]++
+	}
+	if len(events) != pagilaRows || len(perKey) != pagilaRows {
+		t.Errorf("stream holds %d events for %d keys, want %d each", len(events), len(perKey), pagilaRows)
+	}
+
+	// The snapshot position is recorded for CDC and equals the slot's consistent point.
+	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
+	lsn, complete, ok, err := pipeline.SnapshotPosition(ctx, ctl, e.slot)
+	if err != nil || !ok || !complete || lsn == 0 {
+		t.Fatalf("snapshot position = %s complete=%v ok=%v err=%v", lsn, complete, ok, err)
+	}
+	conn, err := extract.Connect(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	slot, exists, err := extract.LookupSlot(ctx, conn, e.slot)
+	if err != nil || !exists {
+		t.Fatalf("slot %s: exists=%v err=%v", e.slot, exists, err)
+	}
+	if slot.ConfirmedFlushLSN != lsn {
+		t.Errorf("slot confirmed LSN %s, recorded snapshot LSN %s", slot.ConfirmedFlushLSN, lsn)
+	}
+
+	// A second run finds the backfill complete and redoes nothing.
+	code, out, errOut = runFerry(t, e.args()...)
+	if code != 0 {
+		t.Fatalf("second backfill exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !containsRowsRead(out, 0) {
+		t.Errorf("second run read rows again:\n%s", out)
+	}
+}
+
+// containsRowsRead reports whether the summary's total line shows n rows read.
+func containsRowsRead(out string, n int) bool {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "total" {
+			return f[1] == strconv.Itoa(n)
+		}
+	}
+	return false
+}
+
+func TestBackfillKill9Resumes(t *testing.T) {
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	args := e.args("--chunk-rows", "300", "--workers", "2")
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait (bounded) until several chunks are recorded as done, then kill -9.
+	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		all, err := ctl.List(ctx, pipeline.StateID(e.slot))
+		if err != nil && !isNotFound(err) {
+			t.Fatal(err)
+		}
+		done := 0
+		for sk := range all {
+			if strings.HasPrefix(sk, "done:") {
+				done++
+			}
+		}
+		if done >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("backfill made no progress")
+		}
+		if cmd.ProcessState != nil {
+			t.Fatal("backfill ended before it could be killed")
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval of a bounded wait, not a synchronisation stand-in
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	code, out, errOut := runFerry(t, args...)
+	if code != 0 {
+		t.Fatalf("resumed backfill exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "resumed") {
+		t.Errorf("second run did not resume:\n%s", out)
+	}
+	if containsRowsRead(out, pagilaRows) {
+		t.Errorf("resumed run re-read every row:\n%s", out)
+	}
+	e.checkExact(ctx, t)
+}
+
+func isNotFound(err error) bool {
+	var rnf *types.ResourceNotFoundException
+	return errors.As(err, &rnf)
+}
+
+// tableExists reports whether a DynamoDB table exists.
+func tableExists(ctx context.Context, c *dynamodb.Client, name string) bool {
+	_, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	return err == nil
+}

@@ -1,0 +1,105 @@
+// Command ferry migrates a live PostgreSQL database to DynamoDB and Kinesis:
+// plan (validate a mapping), backfill (consistent, resumable copy), and the
+// commands later work adds (sync, verify).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRows    = 1 // rows that could not be written, or a run that stopped
+	exitUsage   = 2 // usage or configuration errors
+	usageHeader = `ferry — move a live PostgreSQL database to DynamoDB and Kinesis, without downtime.
+
+Usage:
+  ferry <command> [flags]
+
+Commands:
+  plan       validate a mapping against the live schema and print the plan
+             (or --generate a 1:1 mapping for any database)
+  backfill   copy every mapped table inside one consistent snapshot, resumably
+  teardown   drop ferry's replication slot and run state (--targets: also the
+             DynamoDB tables and Kinesis streams)
+
+Run 'ferry <command> --help' for the flags of a command. Every flag can also be
+set with an environment variable FERRY_<FLAG> (e.g. FERRY_SOURCE, FERRY_MAPPING);
+flags win. AWS settings come only from the standard AWS configuration chain
+(AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_DYNAMODB, ...).
+
+Exit codes: 0 done, 1 rows that could not be written (listed) or a run that
+stopped (run it again to resume), 2 usage or configuration errors.
+`
+)
+
+// usageError marks errors that exit with code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})))
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usageHeader)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	var err error
+	switch args[0] {
+	case "plan":
+		err = cmdPlan(ctx, args[1:], stdout)
+	case "backfill":
+		err = cmdBackfill(ctx, args[1:], stdout)
+	case "teardown":
+		err = cmdTeardown(ctx, args[1:], stdout)
+	default:
+		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usageHeader)
+		return exitUsage
+	}
+	return exitCode(err, stderr)
+}
+
+// errRowsFailed is returned after a summary that lists failed rows.
+var errRowsFailed = errors.New("some rows could not be written (listed above)")
+
+// errHelp is returned when --help was asked for.
+var errHelp = errors.New("help")
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ferry: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitRows
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("FERRY_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

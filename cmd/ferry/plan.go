@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("plan --source URL (--mapping FILE | --generate [--out FILE])",
+		"Validates a mapping against the live source schema and prints the plan: each column's\n"+
+			"DynamoDB type, the keys and GSIs, and the largest item. With --generate, writes a 1:1\n"+
+			"mapping (one DynamoDB table per source table, keyed by its primary key) instead.", stdout)
+	source := fs.String("source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
+	mapping := fs.String("mapping", "", "mapping file (YAML) to validate")
+	generate := fs.Bool("generate", false, "write a 1:1 mapping for every table of the source instead of validating one")
+	out := fs.String("out", "", "with --generate: file to write (default: standard output)")
+	stream := fs.String("stream", "ferry-changes", "with --generate: Kinesis stream for the generated mapping (empty: none)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := requireFlag("source", *source); err != nil {
+		return err
+	}
+	if *generate {
+		tables, err := readCatalog(ctx, *source)
+		if err != nil {
+			return err
+		}
+		data := transform.Generate(tables, *stream)
+		if *out == "" {
+			_, err = stdout.Write(data)
+			return err
+		}
+		if err := os.WriteFile(*out, data, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", *out, err)
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d tables)\n", *out, len(tables))
+		return nil
+	}
+	if err := requireFlag("mapping", *mapping); err != nil {
+		return err
+	}
+	c, err := loadPlan(ctx, *source, *mapping)
+	if err != nil {
+		return err
+	}
+	sizes, err := largestRows(ctx, *source, c.plan)
+	if err != nil {
+		return err
+	}
+	printPlan(stdout, c, sizes)
+	return nil
+}
+
+func largestRows(ctx context.Context, source string, p *transform.Plan) (map[string]int64, error) {
+	conn, err := extract.Connect(ctx, source)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer conn.Close(context.Background())
+	out := map[string]int64{}
+	for _, t := range p.Tables {
+		n, err := extract.LargestRowBytes(ctx, conn, t.Source)
+		if err != nil {
+			return nil, err
+		}
+		out[t.Source.QualifiedName()] = n
+	}
+	return out, nil
+}
+
+func printPlan(w io.Writer, c *compiled, sizes map[string]int64) {
+	fmt.Fprintf(w, "Mapping %s: %d tables → DynamoDB %s; Kinesis %s\n\n", c.mapping.File, len(c.plan.Tables),
+		strings.Join(targetNames(c.plan), ", "), strings.Join(c.plan.Streams(), ", "))
+	for _, tp := range c.plan.Tables {
+		fmt.Fprintf(w, "%s → %s (~%d rows)\n", tp.Source.QualifiedName(), tp.Target, max(tp.Source.EstimatedRows, 0))
+		key := "  key: " + tp.PK.Name + " = " + tp.Map.PartitionKey.Template.Raw
+		if tp.SK != nil {
+			key += ", " + tp.SK.Name + " = " + tp.Map.SortKey.Template.Raw
+		}
+		fmt.Fprintln(w, key)
+		for _, g := range tp.Map.GSIs {
+			line := fmt.Sprintf("  gsi %s: %s = %s", g.Name, g.PartitionKey.Name, g.PartitionKey.Template.Raw)
+			if g.SortKey != nil {
+				line += fmt.Sprintf(", %s = %s", g.SortKey.Name, g.SortKey.Template.Raw)
+			}
+			if g.When != nil {
+				cond := "IS NOT NULL"
+				if g.When.IsNull {
+					cond = "IS NULL"
+				}
+				line += fmt.Sprintf(" (only when %s %s)", g.When.Column, cond)
+			}
+			fmt.Fprintln(w, line)
+		}
+		if tp.Stream != "" {
+			pk := tp.Source.Name + ":<primary key>"
+			if tp.Map.Stream != nil && tp.Map.Stream.PartitionKey != nil {
+				pk = tp.Map.Stream.PartitionKey.Raw
+			}
+			fmt.Fprintf(w, "  stream: %s (partition key %s)\n", tp.Stream, pk)
+		}
+		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "    column\tpostgres\tdynamodb")
+		for _, col := range tp.Columns {
+			fmt.Fprintf(tw, "    %s\t%s\t%s\n", col.Name, col.Type, col.DynamoType())
+		}
+		for _, ex := range tp.Map.Exclude {
+			fmt.Fprintf(tw, "    %s\t%s\t(excluded)\n", ex.Name, tp.Source.Columns[tp.Source.ColumnIndex(ex.Name)].Type)
+		}
+		tw.Flush()
+		est := itemEstimate(tp, sizes[tp.Source.QualifiedName()])
+		warn := ""
+		if est > 400*1024 {
+			warn = "  ← over DynamoDB's 400 KB item limit"
+		}
+		fmt.Fprintf(w, "  largest item ≈ %s%s\n\n", humanBytes(est), warn)
+	}
+	var unmapped []string
+	for name, t := range c.tables {
+		if c.plan.Table(name) == nil {
+			note := ""
+			if len(t.PK) == 0 && t.ReplicaIdentity != 'f' {
+				note = " (no primary key: add one, or set REPLICA IDENTITY FULL, before mapping it)"
+			}
+			unmapped = append(unmapped, name+note)
+		}
+	}
+	sort.Strings(unmapped)
+	if len(unmapped) > 0 {
+		fmt.Fprintf(w, "Not mapped: %s\n", strings.Join(unmapped, ", "))
+	}
+}
+
+// itemEstimate adds attribute names, key and bookkeeping attributes to the
+// largest row's size on disk — an estimate, DynamoDB's own sizing differs a bit.
+func itemEstimate(tp *transform.TablePlan, rowBytes int64) int64 {
+	n := rowBytes + 64 // _table, _version
+	for _, c := range tp.Columns {
+		n += int64(len(c.Name)) + 1
+	}
+	n += int64(len(tp.Map.PartitionKey.Template.Raw)) * 2
+	if tp.Map.SortKey != nil {
+		n += int64(len(tp.Map.SortKey.Template.Raw)) * 2
+	}
+	for _, g := range tp.Map.GSIs {
+		n += int64(len(g.PartitionKey.Template.Raw)) * 2
+	}
+	return n
+}
+
+func targetNames(p *transform.Plan) []string {
+	var out []string
+	for n := range p.Targets() {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

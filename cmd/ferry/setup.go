@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// compiled is a mapping checked against the live source schema.
+type compiled struct {
+	mapping *mappings.Mapping
+	tables  map[string]*extract.Table
+	plan    *transform.Plan
+}
+
+// loadPlan parses the mapping file, reads the source catalogue and compiles the
+// mapping against it. Every problem is a usage error (exit 2) and nothing has
+// been written when it returns one.
+func loadPlan(ctx context.Context, source, mappingPath string) (*compiled, error) {
+	m, err := mappings.Load(mappingPath)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("mapping %s:\n%w", mappingPath, err)}
+	}
+	tables, err := readCatalog(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := transform.Compile(m, tables)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("mapping %s does not fit the source database:\n%w", mappingPath, err)}
+	}
+	return &compiled{mapping: m, tables: tables, plan: plan}, nil
+}
+
+func readCatalog(ctx context.Context, source string) (map[string]*extract.Table, error) {
+	conn, err := extract.Connect(ctx, source)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer conn.Close(context.Background())
+	tables, err := extract.LoadTables(ctx, conn)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return tables, nil
+}
+
+// awsClients builds DynamoDB and Kinesis clients from the standard AWS chain
+// (environment, shared config, SSO, IMDS; AWS_ENDPOINT_URL_* for endpoints).
+// The SDK owns retries of transport errors and throttled whole requests.
+func awsClients(ctx context.Context) (*dynamodb.Client, *kinesis.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMaxAttempts(10))
+	if err != nil {
+		return nil, nil, usagef("AWS configuration: %v", err)
+	}
+	if cfg.Region == "" {
+		return nil, nil, usagef("AWS configuration: no region (set AWS_REGION or a profile's region)")
+	}
+	cfg.RetryMode = aws.RetryModeStandard
+	return dynamodb.NewFromConfig(cfg), kinesis.NewFromConfig(cfg), nil
+}

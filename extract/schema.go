@@ -1,0 +1,257 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Querier is what the catalogue reader needs from a connection (a *pgx.Conn or a
+// pool); it is called sequentially.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type pgType struct {
+	oid      uint32
+	schema   string
+	name     string
+	typtype  byte
+	baseType uint32
+	elem     uint32
+	category byte
+}
+
+// LoadTables reads every ordinary and partitioned (root) table outside the system
+// schemas, with columns resolved to kinds (domains to their base type), primary
+// keys, replica identity and row estimates. Partitions are folded into their root.
+func LoadTables(ctx context.Context, q Querier) (map[string]*Table, error) {
+	types, err := loadTypes(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `
+SELECT c.oid, n.nspname, c.relname, c.relkind = 'p', c.relreplident,
+       CASE WHEN c.relkind = 'p' THEN
+            coalesce((SELECT sum(greatest(p.reltuples, 0))::bigint FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = c.oid), 0)
+       ELSE c.reltuples::bigint END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'`)
+	if err != nil {
+		return nil, fmt.Errorf("read tables: %w", err)
+	}
+	byOID := map[uint32]*Table{}
+	out := map[string]*Table{}
+	for rows.Next() {
+		var oid uint32
+		var ident string
+		t := &Table{}
+		if err := rows.Scan(&oid, &t.Schema, &t.Name, &t.Partitioned, &ident, &t.EstimatedRows); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read tables: %w", err)
+		}
+		if ident != "" {
+			t.ReplicaIdentity = ident[0]
+		}
+		byOID[oid] = t
+		out[t.QualifiedName()] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read tables: %w", err)
+	}
+	if err := loadColumns(ctx, q, types, byOID); err != nil {
+		return nil, err
+	}
+	if err := loadPrimaryKeys(ctx, q, byOID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func loadTypes(ctx context.Context, q Querier) (map[uint32]pgType, error) {
+	rows, err := q.Query(ctx, `SELECT t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typelem, t.typcategory
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`)
+	if err != nil {
+		return nil, fmt.Errorf("read types: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]pgType{}
+	for rows.Next() {
+		var t pgType
+		var typtype, category string
+		if err := rows.Scan(&t.oid, &t.schema, &t.name, &typtype, &t.baseType, &t.elem, &category); err != nil {
+			return nil, fmt.Errorf("read types: %w", err)
+		}
+		t.typtype, t.category = typtype[0], category[0]
+		out[t.oid] = t
+	}
+	return out, rows.Err()
+}
+
+func loadColumns(ctx context.Context, q Querier, types map[uint32]pgType, byOID map[uint32]*Table) error {
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum`)
+	if err != nil {
+		return fmt.Errorf("read columns: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel, typ uint32
+		var c Column
+		var pos int16
+		if err := rows.Scan(&rel, &c.Name, &pos, &c.NotNull, &typ, &c.Type); err != nil {
+			return fmt.Errorf("read columns: %w", err)
+		}
+		t := byOID[rel]
+		if t == nil {
+			continue
+		}
+		c.Position = int(pos)
+		c.Kind, c.Array = resolveKind(types, typ)
+		t.Columns = append(t.Columns, c)
+	}
+	return rows.Err()
+}
+
+func loadPrimaryKeys(ctx context.Context, q Querier, byOID map[uint32]*Table) error {
+	rows, err := q.Query(ctx, `SELECT i.indrelid, array_to_string(i.indkey, ' ') FROM pg_index i WHERE i.indisprimary`)
+	if err != nil {
+		return fmt.Errorf("read primary keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rel uint32
+		var keys string
+		if err := rows.Scan(&rel, &keys); err != nil {
+			return fmt.Errorf("read primary keys: %w", err)
+		}
+		t := byOID[rel]
+		if t == nil {
+			continue
+		}
+		var attnums []int
+		for _, f := range splitFields(keys) {
+			var n int
+			fmt.Sscan(f, &n)
+			attnums = append(attnums, n)
+		}
+		t.PK = t.PK[:0]
+		for _, n := range attnums {
+			for i, c := range t.Columns {
+				if c.Position == n {
+					t.PK = append(t.PK, i)
+				}
+			}
+		}
+	}
+	return rows.Err()
+}
+
+func splitFields(s string) []string {
+	var out []string
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ' ' {
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	return out
+}
+
+// resolveKind follows domains to their base type and arrays to their element.
+func resolveKind(types map[uint32]pgType, oid uint32) (Kind, bool) {
+	array := false
+	for depth := 0; depth < 16; depth++ {
+		t, ok := types[oid]
+		if !ok {
+			return KindOther, array
+		}
+		switch {
+		case t.typtype == 'd':
+			oid = t.baseType
+			continue
+		case t.category == 'A' && t.elem != 0 && !array:
+			array = true
+			oid = t.elem
+			continue
+		case t.typtype == 'e':
+			return KindEnum, array
+		}
+		if t.schema != "pg_catalog" {
+			return KindOther, array
+		}
+		return builtinKind(t.name), array
+	}
+	return KindOther, array
+}
+
+func builtinKind(name string) Kind {
+	switch name {
+	case "int2", "int4", "int8", "oid":
+		return KindInt
+	case "numeric":
+		return KindNumeric
+	case "float4", "float8":
+		return KindFloat
+	case "text", "varchar", "bpchar", "name", "char", "uuid", "citext", "inet", "cidr", "macaddr":
+		return KindText
+	case "bool":
+		return KindBool
+	case "date":
+		return KindDate
+	case "timestamp":
+		return KindTimestamp
+	case "timestamptz":
+		return KindTimestampTZ
+	case "time", "timetz", "interval":
+		return KindTime
+	case "bytea":
+		return KindBytea
+	case "tsvector":
+		return KindTSVector
+	case "json", "jsonb":
+		return KindJSON
+	}
+	return KindOther
+}
+
+// SortedNames returns the qualified names of tables in a stable order.
+func SortedNames(tables map[string]*Table) []string {
+	out := make([]string, 0, len(tables))
+	for n := range tables {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LargestRowBytes returns the largest row of the table as stored (pg_column_size
+// of the whole row, TOAST included), sampling 1% of tables with over a million rows.
+func LargestRowBytes(ctx context.Context, q Querier, t *Table) (int64, error) {
+	sample := ""
+	if t.EstimatedRows > 1_000_000 {
+		sample = " TABLESAMPLE SYSTEM (1)"
+	}
+	rows, err := q.Query(ctx, "SELECT coalesce(max(pg_column_size(x.*)), 0)::bigint FROM "+t.Ident()+" AS x"+sample)
+	if err != nil {
+		return 0, fmt.Errorf("size rows of %s: %w", t.QualifiedName(), err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, fmt.Errorf("size rows of %s: %w", t.QualifiedName(), err)
+		}
+	}
+	return n, rows.Err()
+}

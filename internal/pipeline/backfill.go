@@ -1,0 +1,366 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// ErrSlotGone is returned when a backfill's replication slot has disappeared:
+// CDC can no longer continue from the snapshot, so the copy must start over.
+var ErrSlotGone = errors.New("replication slot is gone")
+
+// Progress receives progress events; calls for one table come from several
+// goroutines (it must be safe for concurrent use).
+type Progress interface {
+	TableStart(table string, rows, doneRows int64)
+	Add(table string, rows int64)
+	TableDone(st *TableStats)
+}
+
+// BackfillConfig configures a backfill. Zero values take the documented defaults.
+type BackfillConfig struct {
+	SourceURL string
+	Plan      *transform.Plan
+	// Slot is the logical replication slot whose snapshot the copy reads and from
+	// whose consistent point CDC continues (default "ferry").
+	Slot string
+	// Workers is the number of snapshot connections reading chunks (default 4).
+	Workers int
+	// ChunkRows is the target size of a primary-key chunk (default 5000).
+	ChunkRows int
+	// BatchRows is how many rows go to the sink at once (default 500).
+	BatchRows int
+	Sink      Sink
+	// Control keeps the run state; nil (with the null sink) runs without state on
+	// a temporary slot.
+	Control *load.ControlStore
+	// Restart discards the recorded state (and drops the slot) and copies again.
+	Restart  bool
+	Progress Progress
+	Logger   *slog.Logger
+}
+
+func (c *BackfillConfig) defaults() {
+	if c.Slot == "" {
+		c.Slot = "ferry"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.ChunkRows <= 0 {
+		c.ChunkRows = 5000
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = 500
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Progress == nil {
+		c.Progress = nopProgress{}
+	}
+}
+
+// TableStats summarises one table's copy.
+type TableStats struct {
+	Table         string
+	Rows          int64 // rows read in this run
+	Items         int64
+	Records       int64
+	Retries       int64
+	Chunks        int
+	ChunksSkipped int // already done by an earlier run
+	Failures      []RowFailure
+	Duration      time.Duration
+}
+
+// BackfillResult is what a backfill did.
+type BackfillResult struct {
+	SlotLSN  extract.LSN // where CDC continues
+	ReadLSN  extract.LSN // the snapshot this run read (differs from SlotLSN on resume)
+	Resumed  bool
+	Tables   []*TableStats
+	Failures []RowFailure
+	Duration time.Duration
+}
+
+// Backfill copies every table of the plan inside one exported snapshot, in
+// primary-key chunks over several connections, and records each finished chunk
+// so that a run that was killed continues where it stopped. See DESIGN.md for
+// why a resumed run reads at a fresh temporary slot's snapshot.
+func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) {
+	cfg.defaults()
+	start := time.Now()
+	log := cfg.Logger
+	res := &BackfillResult{}
+
+	var state *stateStore
+	var plans map[string]*chunkPlan
+	var done map[string]map[int]int64
+	snap, err := openSnapshot(ctx, &cfg, res, &state, &plans, &done)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close(context.Background())
+	log.Info("snapshot exported", "slot", cfg.Slot, "slot_lsn", res.SlotLSN, "read_lsn", res.ReadLSN, "resumed", res.Resumed)
+
+	conns := make([]*extract.SnapshotConn, cfg.Workers)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	for i := range conns {
+		if conns[i], err = extract.OpenSnapshotConn(ctx, cfg.SourceURL, snap.Name); err != nil {
+			return nil, err
+		}
+	}
+	snapTime := time.Now()
+	readPos := extract.Position{LSN: res.ReadLSN}
+
+	for _, tp := range cfg.Plan.Tables {
+		name := tp.Source.QualifiedName()
+		plan := plans[name]
+		if plan == nil {
+			chunks, rows, err := conns[0].PlanChunks(ctx, tp.Source, cfg.ChunkRows)
+			if err != nil {
+				return nil, err
+			}
+			plan = &chunkPlan{Chunks: chunks, Rows: rows}
+			if state != nil {
+				if err := state.savePlan(ctx, name, plan); err != nil {
+					return nil, err
+				}
+			}
+		}
+		st, err := copyTable(ctx, &cfg, tp, plan, done[name], conns, state, readPos, snapTime)
+		if st != nil {
+			res.Tables = append(res.Tables, st)
+			res.Failures = append(res.Failures, st.Failures...)
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	if state != nil && len(res.Failures) == 0 {
+		if err := state.saveRun(ctx, &runState{Slot: cfg.Slot, SlotLSN: res.SlotLSN.String(), Created: time.Now().UTC(), Complete: true}); err != nil {
+			return res, err
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// openSnapshot decides between a fresh run (new slot, its snapshot), a resumed
+// run (the recorded slot continues CDC; a temporary slot gives an exactly
+// positioned snapshot for the remaining chunks) and a stateless dry run.
+func openSnapshot(ctx context.Context, cfg *BackfillConfig, res *BackfillResult, state **stateStore,
+	plans *map[string]*chunkPlan, done *map[string]map[int]int64) (*extract.ExportedSnapshot, error) {
+	tempName := fmt.Sprintf("%s_tmp_%d", cfg.Slot, time.Now().UnixNano()%1_000_000_000)
+	if cfg.Control == nil {
+		snap, err := extract.CreateSlotSnapshot(ctx, cfg.SourceURL, tempName, true)
+		if err != nil {
+			return nil, err
+		}
+		res.SlotLSN, res.ReadLSN = snap.LSN, snap.LSN
+		return snap, nil
+	}
+	st := newStateStore(cfg.Control, cfg.Slot)
+	*state = st
+	conn, err := extract.Connect(ctx, cfg.SourceURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	slot, slotExists, err := extract.LookupSlot(ctx, conn, cfg.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Restart {
+		if slotExists {
+			if slot.Active {
+				return nil, fmt.Errorf("--restart: slot %s is in use by another process", cfg.Slot)
+			}
+			if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", cfg.Slot); err != nil {
+				return nil, fmt.Errorf("--restart: drop slot %s: %w", cfg.Slot, err)
+			}
+			slotExists = false
+		}
+		if err := st.reset(ctx); err != nil {
+			return nil, err
+		}
+	}
+	run, err := st.loadRun(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case run == nil && slotExists:
+		return nil, fmt.Errorf("replication slot %s exists but no backfill state is recorded for it: choose another --slot, or run with --restart to drop it and copy again", cfg.Slot)
+	case run != nil && !slotExists:
+		return nil, fmt.Errorf("%w: slot %s recorded at %s no longer exists, so changes since the snapshot cannot be replayed; run `ferry backfill --restart` to copy again", ErrSlotGone, cfg.Slot, run.SlotLSN)
+	case run == nil:
+		snap, err := extract.CreateSlotSnapshot(ctx, cfg.SourceURL, cfg.Slot, false)
+		if err != nil {
+			return nil, err
+		}
+		res.SlotLSN, res.ReadLSN = snap.LSN, snap.LSN
+		if err := st.saveRun(ctx, &runState{Slot: cfg.Slot, SlotLSN: snap.LSN.String(), Created: time.Now().UTC()}); err != nil {
+			snap.Close(context.Background())
+			return nil, err
+		}
+		*plans, *done = map[string]*chunkPlan{}, map[string]map[int]int64{}
+		return snap, nil
+	}
+	if res.SlotLSN, err = extract.ParseLSN(run.SlotLSN); err != nil {
+		return nil, fmt.Errorf("backfill state of slot %s: %w", cfg.Slot, err)
+	}
+	if *plans, *done, err = st.loadAll(ctx); err != nil {
+		return nil, err
+	}
+	// The slot's own snapshot died with the run that created it. A temporary slot
+	// exports a snapshot whose consistent point is exact: every transaction that
+	// committed before it is visible, none after. Rows read there carry that LSN
+	// as their version, so the permanent slot's replay of older changes is
+	// rejected by the version check and newer ones apply.
+	snap, err := extract.CreateSlotSnapshot(ctx, cfg.SourceURL, tempName, true)
+	if err != nil {
+		return nil, err
+	}
+	res.ReadLSN, res.Resumed = snap.LSN, true
+	return snap, nil
+}
+
+type nopProgress struct{}
+
+func (nopProgress) TableStart(string, int64, int64) {}
+func (nopProgress) Add(string, int64)               {}
+func (nopProgress) TableDone(*TableStats)           {}
+
+func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, plan *chunkPlan, done map[int]int64,
+	conns []*extract.SnapshotConn, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
+	name := tp.Source.QualifiedName()
+	start := time.Now()
+	before := cfg.Sink.Stats()
+	st := &TableStats{Table: name, Chunks: len(plan.Chunks)}
+	var doneRows int64
+	todo := make(chan extract.Chunk, len(plan.Chunks))
+	for _, ch := range plan.Chunks {
+		if rows, ok := done[ch.Index]; ok {
+			st.ChunksSkipped++
+			doneRows += rows
+			continue
+		}
+		todo <- ch
+	}
+	close(todo)
+	cfg.Progress.TableStart(name, plan.Rows, doneRows)
+	var mu sync.Mutex
+	var rows atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for _, conn := range conns {
+		g.Go(func() error {
+			for ch := range todo {
+				n, fails, err := copyChunk(gctx, cfg, tp, conn, ch, pos, snapTime)
+				rows.Add(n)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				st.Failures = append(st.Failures, fails...)
+				mu.Unlock()
+				// A chunk with rows that could not be written stays undone: the
+				// next run retries it (after the mapping or data is fixed).
+				if state != nil && len(fails) == 0 {
+					if err := state.markDone(gctx, name, ch.Index, n); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	after := cfg.Sink.Stats()
+	st.Rows = rows.Load()
+	st.Items = after.Items - before.Items
+	st.Records = after.Records - before.Records
+	st.Retries = after.Retries - before.Retries
+	st.Duration = time.Since(start)
+	cfg.Progress.TableDone(st)
+	return st, err
+}
+
+// copyChunk reads one chunk and writes it in batches; it returns rows read and
+// the rows that failed.
+func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, conn *extract.SnapshotConn,
+	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, []RowFailure, error) {
+	name := tp.Source.QualifiedName()
+	var fails []RowFailure
+	src := transform.RecordSource{DB: conn.Conn().Config().Database}
+	batch := &Batch{Table: tp}
+	flush := func() error {
+		if len(batch.Writes) == 0 && len(batch.Records) == 0 {
+			return nil
+		}
+		f, err := cfg.Sink.Write(ctx, batch)
+		if err != nil {
+			return err
+		}
+		fails = append(fails, f...)
+		cfg.Progress.Add(name, int64(len(batch.Writes)))
+		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0]}
+		return nil
+	}
+	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
+	now := time.Now()
+	n, err := conn.ReadChunk(ctx, tp.Source, ch, func(row extract.Row) error {
+		item, id, err := tp.Item(row, pos)
+		if err != nil {
+			fails = append(fails, rowFailure(name, tp.KeyString(row), err))
+			return nil
+		}
+		key := tp.KeyString(row)
+		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: key})
+		if tp.Stream != "" {
+			change.After = row
+			pk, data, err := tp.Record(&change, src, now)
+			if err != nil {
+				fails = append(fails, rowFailure(name, key, err))
+				return nil
+			}
+			batch.Records = append(batch.Records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: key})
+		}
+		if len(batch.Writes) >= cfg.BatchRows {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fails, err
+	}
+	return n, fails, flush()
+}
+
+// rowFailure records err for a row; a transform.RowError already names the
+// table and key, so only its cause becomes the reason.
+func rowFailure(table, key string, err error) RowFailure {
+	var re *transform.RowError
+	if errors.As(err, &re) {
+		err = re.Err
+	}
+	return RowFailure{Table: table, Key: key, Reason: err.Error()}
+}

@@ -1,0 +1,102 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Defaults for a zero [Backoff].
+const (
+	DefaultBackoffBase        = 25 * time.Millisecond
+	DefaultBackoffMax         = 2 * time.Second
+	DefaultBackoffMaxAttempts = 20
+)
+
+// ErrRetriesExhausted is returned (wrapped) when a retry budget is used up.
+var ErrRetriesExhausted = errors.New("retries exhausted")
+
+// Backoff is a capped exponential backoff with full jitter: the wait before
+// retry n (n >= 1) is uniformly random in [0, min(Max, Base*2^(n-1))).
+//
+// Zero values take the defaults: Base 25ms, Max 2s, MaxAttempts 20. A
+// negative MaxAttempts means unlimited (the context is then the only bound).
+type Backoff struct {
+	Base        time.Duration
+	Max         time.Duration
+	MaxAttempts int
+}
+
+// Validate reports every invalid field, joined.
+func (b Backoff) Validate() error {
+	var errs []error
+	if b.Base < 0 {
+		errs = append(errs, fmt.Errorf("backoff: Base %v is negative", b.Base))
+	}
+	if b.Max < 0 {
+		errs = append(errs, fmt.Errorf("backoff: Max %v is negative", b.Max))
+	}
+	if b.Base > 0 && b.Max > 0 && b.Base > b.Max {
+		errs = append(errs, fmt.Errorf("backoff: Base %v is greater than Max %v", b.Base, b.Max))
+	}
+	return errors.Join(errs...)
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Base <= 0 {
+		b.Base = DefaultBackoffBase
+	}
+	if b.Max <= 0 {
+		b.Max = DefaultBackoffMax
+	}
+	if b.Max < b.Base {
+		b.Max = b.Base
+	}
+	if b.MaxAttempts == 0 {
+		b.MaxAttempts = DefaultBackoffMaxAttempts
+	}
+	return b
+}
+
+// Delay returns the ceiling of the wait before retry attempt (1-based),
+// before jitter.
+func (b Backoff) Delay(attempt int) time.Duration {
+	b = b.withDefaults()
+	if attempt < 1 {
+		attempt = 1
+	}
+	d := b.Base
+	for i := 1; i < attempt && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// Sleep waits before retry attempt (1-based: the first retry is attempt 1).
+// It returns an error wrapping [ErrRetriesExhausted] without waiting when
+// attempt exceeds MaxAttempts, and ctx.Err() when ctx is done first. It
+// blocks; it is safe for concurrent use.
+func (b Backoff) Sleep(ctx context.Context, attempt int) error {
+	b = b.withDefaults()
+	if b.MaxAttempts > 0 && attempt > b.MaxAttempts {
+		return fmt.Errorf("attempt %d of %d: %w", attempt, b.MaxAttempts, ErrRetriesExhausted)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ceil := b.Delay(attempt)
+	d := time.Duration(rand.Int64N(int64(ceil) + 1))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

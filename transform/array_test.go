@@ -1,0 +1,168 @@
+package transform
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// el, nul and sub build expected array elements.
+func el(s string) arrayElem            { return arrayElem{text: s} }
+func nul() arrayElem                   { return arrayElem{null: true} }
+func sub(e ...arrayElem) arrayElem     { return arrayElem{sub: elems(e...)} }
+func elems(e ...arrayElem) []arrayElem { return append([]arrayElem{}, e...) }
+
+func TestParseArray(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []arrayElem
+	}{
+		{`{}`, elems()},
+		{`{a}`, elems(el("a"))},
+		{`{"Deleted Scenes","Behind the Scenes"}`, elems(el("Deleted Scenes"), el("Behind the Scenes"))},
+		{`{Trailers,"Deleted Scenes",NULL}`, elems(el("Trailers"), el("Deleted Scenes"), nul())},
+		{`{NULL}`, elems(nul())},
+		{`{"NULL"}`, elems(el("NULL"))}, // a quoted NULL is the string
+		{`{null}`, elems(el("null"))},   // PostgreSQL writes NULL in capitals
+		{`{""}`, elems(el(""))},
+		{`{"",""}`, elems(el(""), el(""))},
+		{`{"a \"b\" c"}`, elems(el(`a "b" c`))},
+		{`{"back\\slash","\\"}`, elems(el(`back\slash`), el(`\`))},
+		{`{"a,b","{c}"," lead","trail "}`, elems(el("a,b"), el("{c}"), el(" lead"), el("trail "))},
+		{`{1,-2,3.5}`, elems(el("1"), el("-2"), el("3.5"))},
+		{`{{1,2},{3,4}}`, elems(sub(el("1"), el("2")), sub(el("3"), el("4")))},
+		{`{{NULL,"x"},{}}`, elems(sub(nul(), el("x")), sub())},
+		{`{{{1}}}`, elems(sub(sub(el("1"))))},
+		{`[0:1]={7,8}`, elems(el("7"), el("8"))},
+		{`[1:1][1:2]={{7,8}}`, elems(sub(el("7"), el("8")))},
+		{`{"2022-05-24 22:53:30+00"}`, elems(el("2022-05-24 22:53:30+00"))},
+		{`{"\\x00ff"}`, elems(el(`\x00ff`))},
+		{`{bıgınt,"€ 😀"}`, elems(el("bıgınt"), el("€ 😀"))},
+	}
+	for _, tt := range tests {
+		got, err := parseArray(tt.in)
+		if err != nil {
+			t.Errorf("parseArray(%q): %v", tt.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseArray(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseArrayErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{``, "expected '{'"},
+		{`abc`, "expected '{'"},
+		{`{`, "unterminated"},
+		{`{a`, "unterminated"},
+		{`{a,`, "unterminated"},
+		{`{"a`, "unterminated quoted element"},
+		{`{"a\"}`, "unterminated quoted element"},
+		{`{"a"b}`, "expected ',' or '}'"},
+		{`{{1}x}`, "expected ',' or '}'"},
+		{`{a}}`, "trailing text"},
+		{`{a} `, "trailing text"},
+		{`{{1}`, "unterminated"},
+		{`[0:1]`, "expected '{'"},
+	}
+	for _, tt := range tests {
+		got, err := parseArray(tt.in)
+		if err == nil {
+			t.Errorf("parseArray(%q) = %+v, want an error", tt.in, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseArray(%q) error %q, want it to contain %q", tt.in, err, tt.want)
+		}
+	}
+	// Long input is shortened in the message.
+	_, err := parseArray("{" + strings.Repeat("a", 500))
+	if err == nil || len(err.Error()) > 120 {
+		t.Errorf("error for a long array: %v", err)
+	}
+}
+
+// formatArray writes elements the way PostgreSQL's array_out does: quoted when
+// empty, NULL-like or containing special characters, with " and \ escaped.
+func formatArray(elems []string, nulls []bool) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if nulls[i] {
+			b.WriteString("NULL")
+			continue
+		}
+		if e == "" || strings.EqualFold(e, "NULL") || strings.ContainsAny(e, "{},\"\\ \t\n\r\v\f") {
+			b.WriteByte('"')
+			for j := 0; j < len(e); j++ {
+				if e[j] == '"' || e[j] == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(e[j])
+			}
+			b.WriteByte('"')
+			continue
+		}
+		b.WriteString(e)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func TestFormatArrayHelper(t *testing.T) {
+	if got := formatArray([]string{"a b", "NULL", "x", ""}, []bool{false, false, true, false}); got != `{"a b","NULL",NULL,""}` {
+		t.Errorf("formatArray = %s", got)
+	}
+}
+
+func FuzzParseArray(f *testing.F) {
+	f.Add("Deleted Scenes\x1fBehind the Scenes", uint8(0))
+	f.Add("a\"b\x1fc\\d\x1f\x1fNULL", uint8(4))
+	f.Add("{x}\x1f,", uint8(1))
+	f.Fuzz(func(t *testing.T, joined string, nullMask uint8) {
+		// Round trip: what array_out writes, parseArray reads back in order.
+		parts := strings.Split(joined, "\x1f")
+		nulls := make([]bool, len(parts))
+		for i := range parts {
+			nulls[i] = i < 8 && nullMask&(1<<i) != 0
+		}
+		lit := formatArray(parts, nulls)
+		got, err := parseArray(lit)
+		if err != nil {
+			t.Fatalf("parseArray(%q): %v", lit, err)
+		}
+		if len(got) != len(parts) {
+			t.Fatalf("parseArray(%q) has %d elements, want %d", lit, len(got), len(parts))
+		}
+		for i, e := range got {
+			if e.null != nulls[i] || (!nulls[i] && e.text != parts[i]) || e.sub != nil {
+				t.Fatalf("parseArray(%q)[%d] = %+v, want %q (null %v)", lit, i, e, parts[i], nulls[i])
+			}
+		}
+		// And arbitrary input never panics.
+		_, _ = parseArray(joined)
+	})
+}
+
+func BenchmarkParseArray(b *testing.B) {
+	for _, bc := range []struct{ name, in string }{
+		{"special_features", `{Trailers,Commentaries,"Deleted Scenes","Behind the Scenes"}`},
+		{"int100", "{" + strings.TrimSuffix(strings.Repeat("12345,", 100), ",") + "}"},
+		{"nested", `{{1,2,3},{4,5,6},{7,8,NULL}}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseArray(bc.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,274 @@
+package transform
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ferry-migrate/ferry/extract"
+)
+
+// Item is a DynamoDB item.
+type Item = map[string]types.AttributeValue
+
+// Limits DynamoDB puts on key attribute values (bytes of UTF-8).
+const (
+	MaxPartitionKeyBytes = 2048
+	MaxSortKeyBytes      = 1024
+)
+
+// RowError is a row that cannot be turned into an item or a record. It names the
+// table and the source primary key.
+type RowError struct {
+	Table string
+	Key   string // primary key values, "col=value, ..."
+	Err   error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("table %s, key (%s): %v", e.Table, e.Key, e.Err)
+}
+
+func (e *RowError) Unwrap() error { return e.Err }
+
+// KeyString renders the row's source primary key as "col=value, col=value".
+func (tp *TablePlan) KeyString(row extract.Row) string {
+	var b strings.Builder
+	for i, idx := range tp.Source.PK {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tp.Source.Columns[idx].Name)
+		b.WriteByte('=')
+		if idx < len(row) {
+			b.WriteString(row[idx].Text)
+		}
+	}
+	return b.String()
+}
+
+func (tp *TablePlan) rowErr(row extract.Row, err error) error {
+	return &RowError{Table: tp.Source.QualifiedName(), Key: tp.KeyString(row), Err: err}
+}
+
+// Key builds the item's primary key attributes and the key's identity string
+// (partition value, NUL, sort value) used to keep per-key order.
+func (tp *TablePlan) Key(row extract.Row) (Item, string, error) {
+	pk, ok, err := tp.PK.tpl.render(row)
+	if err != nil {
+		return nil, "", tp.rowErr(row, err)
+	}
+	if !ok || pk == "" {
+		return nil, "", tp.rowErr(row, fmt.Errorf("partition key %s is empty (a column of its template is NULL)", tp.PK.Name))
+	}
+	if len(pk) > MaxPartitionKeyBytes {
+		return nil, "", tp.rowErr(row, fmt.Errorf("partition key %s is %d bytes, DynamoDB allows %d", tp.PK.Name, len(pk), MaxPartitionKeyBytes))
+	}
+	key := Item{tp.PK.Name: &types.AttributeValueMemberS{Value: pk}}
+	id := pk
+	if tp.SK != nil {
+		sk, ok, err := tp.SK.tpl.render(row)
+		if err != nil {
+			return nil, "", tp.rowErr(row, err)
+		}
+		if !ok || sk == "" {
+			return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is empty (a column of its template is NULL)", tp.SK.Name))
+		}
+		if len(sk) > MaxSortKeyBytes {
+			return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is %d bytes, DynamoDB allows %d", tp.SK.Name, len(sk), MaxSortKeyBytes))
+		}
+		key[tp.SK.Name] = &types.AttributeValueMemberS{Value: sk}
+		id += "\x00" + sk
+	}
+	return key, id, nil
+}
+
+// Item builds the whole item for a row at a position: the key, GSI attributes
+// (when their columns are present and the index's condition holds), every mapped
+// column under its source name (NULL as NULL), _table and _version. Columns
+// marked Unchanged (TOAST values an update did not carry) are left out.
+func (tp *TablePlan) Item(row extract.Row, pos extract.Position) (Item, string, error) {
+	item, id, err := tp.Key(row)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, c := range tp.Columns {
+		v := row[c.Index]
+		switch {
+		case v.Unchanged:
+			continue
+		case v.Null:
+			item[c.Name] = &types.AttributeValueMemberNULL{Value: true}
+		default:
+			av, err := c.conv.attr(v.Text)
+			if err != nil {
+				return nil, "", tp.rowErr(row, &ValueError{Column: c.Name, Reason: err.Error()})
+			}
+			item[c.Name] = av
+		}
+	}
+	if err := tp.addGSIs(item, row); err != nil {
+		return nil, "", err
+	}
+	item[AttrTable] = &types.AttributeValueMemberS{Value: tp.Source.Name}
+	item[AttrVersion] = &types.AttributeValueMemberN{Value: pos.Version()}
+	return item, id, nil
+}
+
+func (tp *TablePlan) addGSIs(item Item, row extract.Row) error {
+	for _, g := range tp.GSIs {
+		if g.when != nil {
+			v := row[g.when.col]
+			if v.Unchanged || v.Null != g.when.isNull {
+				continue
+			}
+		}
+		pk, ok, err := g.PK.tpl.render(row)
+		if err != nil {
+			return tp.rowErr(row, err)
+		}
+		if !ok || pk == "" {
+			continue
+		}
+		sk := ""
+		if g.SK != nil {
+			if sk, ok, err = g.SK.tpl.render(row); err != nil {
+				return tp.rowErr(row, err)
+			}
+			if !ok || sk == "" {
+				continue
+			}
+		}
+		item[g.PK.Name] = &types.AttributeValueMemberS{Value: pk}
+		if g.SK != nil {
+			item[g.SK.Name] = &types.AttributeValueMemberS{Value: sk}
+		}
+	}
+	return nil
+}
+
+// GSIAttributes lists the attribute names of every GSI key of the table.
+func (tp *TablePlan) GSIAttributes() []string {
+	var out []string
+	for _, g := range tp.GSIs {
+		out = append(out, g.PK.Name)
+		if g.SK != nil {
+			out = append(out, g.SK.Name)
+		}
+	}
+	return out
+}
+
+// PartitionKey is the Kinesis partition key of a row: the mapping's template, or
+// by default the table name and the primary key values ("rental:16050").
+func (tp *TablePlan) PartitionKey(row extract.Row) (string, error) {
+	if tp.partKey != nil {
+		s, ok, err := tp.partKey.render(row)
+		if err != nil {
+			return "", tp.rowErr(row, err)
+		}
+		if !ok || s == "" {
+			return "", tp.rowErr(row, fmt.Errorf("stream partition key is empty (a column of its template is NULL)"))
+		}
+		return truncateKey(s), nil
+	}
+	var b strings.Builder
+	b.WriteString(tp.Source.Name)
+	for _, idx := range tp.Source.PK {
+		b.WriteByte(':')
+		b.WriteString(row[idx].Text)
+	}
+	return truncateKey(b.String()), nil
+}
+
+// truncateKey keeps a partition key within Kinesis' 256 characters.
+func truncateKey(s string) string {
+	if len(s) <= 256 {
+		return s
+	}
+	return s[:256]
+}
+
+// RecordSource is what the envelope says about where the change came from.
+type RecordSource struct {
+	DB string // source database name
+}
+
+// Record builds the Kinesis record (Debezium-shaped JSON envelope) of a change.
+// now is the envelope's ts_ms (the time ferry processed the change).
+func (tp *TablePlan) Record(ch *extract.Change, src RecordSource, now time.Time) (partitionKey string, data []byte, err error) {
+	keyRow := ch.After
+	if keyRow == nil {
+		keyRow = ch.Before
+	}
+	if keyRow == nil {
+		partitionKey = truncateKey(tp.Source.Name)
+	} else if partitionKey, err = tp.PartitionKey(keyRow); err != nil {
+		return "", nil, err
+	}
+	buf := make([]byte, 0, 256)
+	buf = append(buf, `{"op":"`...)
+	buf = append(buf, byte(ch.Op))
+	buf = append(buf, `","before":`...)
+	if buf, err = tp.appendImage(buf, ch.Before); err != nil {
+		return "", nil, tp.rowErr(keyRow, err)
+	}
+	buf = append(buf, `,"after":`...)
+	if buf, err = tp.appendImage(buf, ch.After); err != nil {
+		return "", nil, tp.rowErr(keyRow, err)
+	}
+	buf = append(buf, `,"source":{"db":`...)
+	buf = appendJSONString(buf, src.DB)
+	buf = append(buf, `,"schema":`...)
+	buf = appendJSONString(buf, tp.Source.Schema)
+	buf = append(buf, `,"table":`...)
+	buf = appendJSONString(buf, tp.Source.Name)
+	buf = append(buf, `,"lsn":"`...)
+	buf = append(buf, ch.Pos.LSN.String()...)
+	buf = append(buf, `","seq":`...)
+	buf = strconv.AppendUint(buf, uint64(ch.Pos.Seq), 10)
+	buf = append(buf, `,"txid":`...)
+	buf = strconv.AppendUint(buf, uint64(ch.TxID), 10)
+	buf = append(buf, `,"ts_ms":`...)
+	buf = strconv.AppendInt(buf, ch.Commit.UnixMilli(), 10)
+	buf = append(buf, `,"snapshot":`...)
+	buf = strconv.AppendBool(buf, ch.Snapshot())
+	buf = append(buf, `},"ts_ms":`...)
+	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
+	buf = append(buf, '}')
+	return partitionKey, buf, nil
+}
+
+// appendImage writes a row image as a JSON object of the mapped columns; columns
+// left out as unchanged TOAST are absent, a nil row is null.
+func (tp *TablePlan) appendImage(buf []byte, row extract.Row) ([]byte, error) {
+	if row == nil {
+		return append(buf, "null"...), nil
+	}
+	buf = append(buf, '{')
+	first := true
+	for _, c := range tp.Columns {
+		v := row[c.Index]
+		if v.Unchanged {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = appendJSONString(buf, c.Name)
+		buf = append(buf, ':')
+		if v.Null {
+			buf = append(buf, "null"...)
+			continue
+		}
+		var err error
+		if buf, err = c.conv.appendJSON(buf, v.Text); err != nil {
+			return buf, &ValueError{Column: c.Name, Reason: err.Error()}
+		}
+	}
+	return append(buf, '}'), nil
+}

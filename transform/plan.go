@@ -1,0 +1,383 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
+)
+
+// Reserved attribute names every item carries.
+const (
+	AttrTable   = "_table"
+	AttrVersion = "_version"
+)
+
+// Plan is a mapping compiled against the live source schema.
+type Plan struct {
+	Mapping *mappings.Mapping
+	Tables  []*TablePlan
+}
+
+// Table returns the plan of a source table by qualified or bare name, or nil.
+func (p *Plan) Table(name string) *TablePlan {
+	for _, t := range p.Tables {
+		if t.Source.QualifiedName() == name || (t.Source.Schema == "public" && t.Source.Name == name) {
+			return t
+		}
+	}
+	return nil
+}
+
+// KeyAttr is a key attribute compiled to column indexes.
+type KeyAttr struct {
+	Name string
+	tpl  template
+}
+
+// GSIPlan is a compiled global secondary index.
+type GSIPlan struct {
+	Name string
+	PK   KeyAttr
+	SK   *KeyAttr
+	when *condition
+}
+
+type condition struct {
+	col    int
+	isNull bool
+}
+
+// ColumnPlan is one mapped column.
+type ColumnPlan struct {
+	Index int // into the source row
+	Name  string
+	Type  string // source type as declared
+	conv  converter
+}
+
+// DynamoType is the DynamoDB type letter(s) the column is written as.
+func (c ColumnPlan) DynamoType() string {
+	if c.conv.arr {
+		return "L"
+	}
+	switch c.conv.conv {
+	case mappings.ConvString:
+		return "S"
+	case mappings.ConvNumber, mappings.ConvEpochMS:
+		return "N"
+	case mappings.ConvBinary:
+		return "B"
+	}
+	switch c.conv.kind {
+	case extract.KindInt, extract.KindFloat:
+		return "N"
+	case extract.KindNumeric:
+		return "N (S beyond 38 digits)"
+	case extract.KindBool:
+		return "BOOL"
+	case extract.KindBytea:
+		return "B"
+	}
+	return "S"
+}
+
+// TablePlan is everything needed to turn rows of one source table into items and
+// records. It is immutable after Compile and safe for concurrent use.
+type TablePlan struct {
+	Source  *extract.Table
+	Map     *mappings.Table
+	Target  string
+	Columns []ColumnPlan
+	PK      KeyAttr
+	SK      *KeyAttr
+	GSIs    []GSIPlan
+	Stream  string // "" when the table publishes no events
+	partKey *template
+	all     []converter // converter for every source column (for before/after images)
+}
+
+// Compile checks the mapping against the source tables and compiles it. Every
+// problem is returned (errors.Join of *mappings.Error), each naming file:line.
+func Compile(m *mappings.Mapping, source map[string]*extract.Table) (*Plan, error) {
+	var errs []error
+	p := &Plan{Mapping: m}
+	for _, mt := range m.Tables {
+		tp, tErrs := compileTable(mt, source)
+		errs = append(errs, tErrs...)
+		if tp != nil {
+			p.Tables = append(p.Tables, tp)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TablePlan, []error) {
+	qn := mt.SourceSchema() + "." + mt.SourceName()
+	st := source[qn]
+	if st == nil {
+		return nil, []error{mappings.Errorf(mt.SourcePos, "table %q does not exist in the source database%s", mt.Source, suggest(mt.SourceName(), sourceNames(source)))}
+	}
+	var errs []error
+	errf := func(pos mappings.Pos, format string, args ...any) {
+		errs = append(errs, mappings.Errorf(pos, format, args...))
+	}
+	colNames := make([]string, len(st.Columns))
+	for i, c := range st.Columns {
+		colNames[i] = c.Name
+	}
+	lookup := func(name string, pos mappings.Pos, what string) int {
+		i := st.ColumnIndex(name)
+		if i < 0 {
+			errf(pos, "%s names column %q, which table %q does not have%s", what, name, qn, suggest(name, colNames))
+		}
+		return i
+	}
+	tp := &TablePlan{Source: st, Map: mt, Target: mt.Target}
+	if len(st.PK) == 0 {
+		errf(mt.SourcePos, "table %q has no primary key: ferry needs one to identify rows (add a primary key)", qn)
+	}
+	excluded := map[string]bool{}
+	for _, ex := range mt.Exclude {
+		if lookup(ex.Name, ex.Pos, "exclude") >= 0 {
+			excluded[ex.Name] = true
+		}
+		for _, k := range st.PKNames() {
+			if k == ex.Name {
+				errf(ex.Pos, "primary key column %q of %q cannot be excluded", k, qn)
+			}
+		}
+	}
+	convs := map[string]mappings.Conversion{}
+	for _, ct := range mt.Types {
+		i := lookup(ct.Column, ct.Pos, "types")
+		if i < 0 {
+			continue
+		}
+		if err := checkConversion(st.Columns[i], ct.Conv); err != nil {
+			errf(ct.Pos, "column %q: %v", ct.Column, err)
+		}
+		convs[ct.Column] = ct.Conv
+	}
+	tp.all = make([]converter, len(st.Columns))
+	for i, c := range st.Columns {
+		conv := convs[c.Name]
+		if conv == "" {
+			conv = mappings.ConvAuto
+		}
+		tp.all[i] = converter{name: c.Name, kind: c.Kind, arr: c.Array, conv: conv}
+		if excluded[c.Name] {
+			continue
+		}
+		tp.Columns = append(tp.Columns, ColumnPlan{Index: i, Name: c.Name, Type: c.Type, conv: tp.all[i]})
+	}
+	compileKey := func(k mappings.KeyAttr) KeyAttr {
+		return KeyAttr{Name: k.Name, tpl: compileTemplate(k.Template, st, tp.all, lookup)}
+	}
+	tp.PK = compileKey(mt.PartitionKey)
+	if mt.SortKey != nil {
+		sk := compileKey(*mt.SortKey)
+		tp.SK = &sk
+	}
+	for _, g := range mt.GSIs {
+		gp := GSIPlan{Name: g.Name, PK: compileKey(g.PartitionKey)}
+		if g.SortKey != nil {
+			sk := compileKey(*g.SortKey)
+			gp.SK = &sk
+		}
+		if g.When != nil {
+			if i := lookup(g.When.Column, g.When.Pos, "when"); i >= 0 {
+				gp.when = &condition{col: i, isNull: g.When.IsNull}
+			}
+		}
+		tp.GSIs = append(tp.GSIs, gp)
+	}
+	// The item key must identify the row: every primary key column in pk or sk.
+	inKey := map[string]bool{}
+	for _, c := range mt.PartitionKey.Template.Columns() {
+		inKey[c] = true
+	}
+	if mt.SortKey != nil {
+		for _, c := range mt.SortKey.Template.Columns() {
+			inKey[c] = true
+		}
+	}
+	for _, k := range st.PKNames() {
+		if !inKey[k] {
+			errf(mt.PartitionKey.Pos, "key templates of %q do not use primary key column %q: two rows could write one item (add {%s} to the partition or sort key)", qn, k, k)
+		}
+	}
+	reserved := map[string]string{AttrTable: "reserved", AttrVersion: "reserved", mt.PartitionKey.Name: "the partition key"}
+	if mt.SortKey != nil {
+		reserved[mt.SortKey.Name] = "the sort key"
+	}
+	for _, g := range mt.GSIs {
+		reserved[g.PartitionKey.Name] = "a key of index " + g.Name
+		if g.SortKey != nil {
+			reserved[g.SortKey.Name] = "a key of index " + g.Name
+		}
+	}
+	for _, c := range tp.Columns {
+		if what, ok := reserved[c.Name]; ok {
+			errf(mt.Pos, "column %q of %q has the same name as %s attribute; rename the key attribute or exclude the column", c.Name, qn, what)
+		}
+	}
+	if mt.Stream != nil {
+		tp.Stream = mt.Stream.Name
+		if mt.Stream.PartitionKey != nil {
+			t := compileTemplate(*mt.Stream.PartitionKey, st, tp.all, lookup)
+			tp.partKey = &t
+		}
+	}
+	return tp, errs
+}
+
+func checkConversion(c extract.Column, conv mappings.Conversion) error {
+	if c.Array && conv != mappings.ConvAuto && conv != mappings.ConvString {
+		return fmt.Errorf("%s is an array: only auto or string conversions apply to its elements", c.Type)
+	}
+	switch conv {
+	case mappings.ConvAuto, mappings.ConvString:
+		return nil
+	case mappings.ConvNumber:
+		switch c.Kind {
+		case extract.KindInt, extract.KindNumeric, extract.KindFloat, extract.KindBool:
+			return nil
+		}
+	case mappings.ConvEpochMS:
+		switch c.Kind {
+		case extract.KindDate, extract.KindTimestamp, extract.KindTimestampTZ:
+			return nil
+		}
+	case mappings.ConvBinary:
+		if c.Kind == extract.KindBytea {
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot convert %s to %s", c.Type, conv)
+}
+
+func sourceNames(source map[string]*extract.Table) []string {
+	out := make([]string, 0, len(source))
+	for _, t := range source {
+		out = append(out, t.Name, t.QualifiedName())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// suggest returns ` (did you mean "x"?)` for the closest candidate, if close.
+func suggest(name string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best != "" && bestD <= max(2, len(name)/3) {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Targets describes the DynamoDB tables a plan writes: key attribute names and
+// GSIs, merged over the source tables that share a target.
+type Targets map[string]*TargetSpec
+
+// TargetSpec is one DynamoDB table's key design.
+type TargetSpec struct {
+	Name string
+	PK   string
+	SK   string
+	GSIs map[string][2]string // index name → partition, sort attribute
+}
+
+// Targets returns the DynamoDB tables the plan writes.
+func (p *Plan) Targets() Targets {
+	out := Targets{}
+	for _, t := range p.Tables {
+		ts := out[t.Target]
+		if ts == nil {
+			ts = &TargetSpec{Name: t.Target, PK: t.PK.Name, GSIs: map[string][2]string{}}
+			if t.SK != nil {
+				ts.SK = t.SK.Name
+			}
+			out[t.Target] = ts
+		}
+		for _, g := range t.GSIs {
+			k := [2]string{g.PK.Name, ""}
+			if g.SK != nil {
+				k[1] = g.SK.Name
+			}
+			ts.GSIs[g.Name] = k
+		}
+	}
+	return out
+}
+
+// Streams returns the Kinesis streams the plan publishes to, sorted.
+func (p *Plan) Streams() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range p.Tables {
+		if t.Stream != "" && !seen[t.Stream] {
+			seen[t.Stream] = true
+			out = append(out, t.Stream)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Names returns the source tables of the plan, qualified, in mapping order.
+func (p *Plan) Names() []string {
+	out := make([]string, len(p.Tables))
+	for i, t := range p.Tables {
+		out[i] = t.Source.QualifiedName()
+	}
+	return out
+}
+
+// Restrict keeps only the named tables (bare or qualified names).
+func (p *Plan) Restrict(names []string) (*Plan, error) {
+	q := &Plan{Mapping: p.Mapping}
+	var missing []string
+	for _, n := range names {
+		t := p.Table(strings.TrimSpace(n))
+		if t == nil {
+			missing = append(missing, n)
+			continue
+		}
+		q.Tables = append(q.Tables, t)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("--tables: %s not in the mapping (mapped: %s)", strings.Join(missing, ", "), strings.Join(p.Names(), ", "))
+	}
+	return q, nil
+}
