@@ -361,3 +361,55 @@ func BenchmarkCopyDecodeEscaped(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCopyDecode: however the stream is cut into Writes, the rows and the error
+// are the same; and a field written with COPY's escaping decodes to itself.
+func FuzzCopyDecode(f *testing.F) {
+	f.Add([]byte(copyStream), uint16(17), "a\tb\\c\nd\x00")
+	f.Add([]byte("1\t\\N\n2\t\\x41\\101\n"), uint16(3), "")
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16, field string) {
+		run := func(chunks ...[]byte) ([]Row, string) {
+			var rows []Row
+			w := collect(2, &rows)
+			for _, c := range chunks {
+				if _, err := w.Write(c); err != nil {
+					return rows, err.Error()
+				}
+			}
+			if err := w.Close(); err != nil {
+				return rows, err.Error()
+			}
+			return rows, ""
+		}
+		whole, werr := run(data)
+		i := int(cut) % (len(data) + 1)
+		split, serr := run(data[:i], data[i:])
+		if werr != serr || !reflect.DeepEqual(whole, split) {
+			t.Fatalf("cut at %d: %+v %q, whole: %+v %q", i, split, serr, whole, werr)
+		}
+
+		// Escape the field as COPY does and decode it back.
+		var b strings.Builder
+		for j := 0; j < len(field); j++ {
+			switch c := field[j]; c {
+			case '\\':
+				b.WriteString(`\\`)
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			case '\t':
+				b.WriteString(`\t`)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		rows, err := run([]byte(b.String() + "\tx\n"))
+		if err != "" {
+			t.Fatalf("escaped %q: %s", field, err)
+		}
+		if len(rows) != 1 || rows[0][0] != text(field) {
+			t.Fatalf("escaped %q decoded to %+v", field, rows)
+		}
+	})
+}

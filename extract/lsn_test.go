@@ -217,11 +217,46 @@ func TestParseVersionErrors(t *testing.T) {
 		"1e9",
 		" 1",
 		"12a",
-		"١٢", // non-ASCII digits
+		"١٢",                                 // non-ASCII digits
 		"999999999999999999999" + "00000000", // LSN beyond 64 bits
 	} {
 		if p, err := ParseVersion(s); err == nil {
 			t.Errorf("ParseVersion(%q) = %v, want an error", s, p)
 		}
 	}
+}
+
+func FuzzParseLSN(f *testing.F) {
+	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF", "1/2/3", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLSN(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseLSN(l.String())
+		if err != nil || back != l {
+			t.Fatalf("ParseLSN(%q) = %v; its String %q parses to %v, %v", s, l, l.String(), back, err)
+		}
+	})
+}
+
+func FuzzParseVersion(f *testing.F) {
+	for _, s := range []string{"0", "7", "100000000", "9750005972000000003", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseVersion(s)
+		if err != nil {
+			return
+		}
+		if p.Seq > MaxSeq {
+			t.Fatalf("ParseVersion(%q) = %v: sequence beyond MaxSeq", s, p)
+		}
+		back, err := ParseVersion(p.Version())
+		if err != nil || back != p {
+			t.Fatalf("ParseVersion(%q) = %v; Version %q parses to %v, %v", s, p, p.Version(), back, err)
+		}
+	})
 }

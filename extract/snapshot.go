@@ -151,7 +151,7 @@ func (c *SnapshotConn) PlanChunks(ctx context.Context, t *Table, rowsPerChunk in
 		casts[i] = QuoteIdent(t.Columns[idx].Name) + "::text"
 	}
 	sql := fmt.Sprintf(`SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s) AS ferry_rn FROM %s) s
-WHERE ferry_rn > 1 AND ferry_rn %% %d = 1 ORDER BY ferry_rn`, strings.Join(casts, ", "), pk, pk, t.Ident(), rowsPerChunk)
+WHERE ferry_rn > 1 AND (ferry_rn - 1) %% %d = 0 ORDER BY ferry_rn`, strings.Join(casts, ", "), pk, pk, t.Ident(), rowsPerChunk)
 	rows, err := c.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, 0, fmt.Errorf("plan chunks of %s: %w", t.QualifiedName(), err)
@@ -234,4 +234,33 @@ func pkLiterals(t *Table, vals []string) string {
 
 func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// ReadByKey reads the current row with the primary key of key (a row whose
+// key columns are set) and the WAL position read first in the same snapshot.
+func ReadByKey(ctx context.Context, conn *pgx.Conn, t *Table, key Row) (Row, LSN, bool, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read %s by key: %w", t.QualifiedName(), err)
+	}
+	defer tx.Rollback(context.Background())
+	lsn, err := CurrentWALLSN(ctx, tx)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	vals := make([]string, len(t.PK))
+	for i, idx := range t.PK {
+		vals[i] = key[idx].Text
+	}
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = QuoteIdent(c.Name)
+	}
+	sql := "COPY (SELECT " + strings.Join(cols, ", ") + " FROM " + t.Ident() + " WHERE (" + pkList(t) + ") = (" + pkLiterals(t, vals) + ")) TO STDOUT"
+	var found Row
+	w := newCopyRowWriter(len(t.Columns), func(r Row) error { found = r; return nil })
+	if _, err := conn.PgConn().CopyTo(ctx, w, sql); err != nil {
+		return nil, 0, false, fmt.Errorf("read %s by key: %w", t.QualifiedName(), err)
+	}
+	return found, lsn, found != nil, nil
 }

@@ -168,3 +168,38 @@ func conditionalResult(err error, op, table string) (bool, error) {
 	}
 	return false, fmt.Errorf("%s %s: %w", op, table, err)
 }
+
+// UpdateExistingIfNewer is UpdateIfNewer that never creates an item: a partial
+// update (an UPDATE that left unchanged TOAST values out) must not leave an
+// item holding only some columns. exists is false when there was no item.
+func (w *DynamoWriter) UpdateExistingIfNewer(ctx context.Context, table string, key, set Item, remove []string, version string) (applied, exists bool, err error) {
+	if err := checkVersioned(table, version); err != nil {
+		return false, false, fmt.Errorf("update %s: %w", table, err)
+	}
+	expr, names, values, err := updateExpression(key, set, remove)
+	if err != nil {
+		return false, false, fmt.Errorf("update %s: %w", table, err)
+	}
+	names["#v"] = VersionAttr
+	values[":v"] = &types.AttributeValueMemberN{Value: version}
+	_, err = w.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &table,
+		Key:                       key,
+		UpdateExpression:          &expr,
+		ConditionExpression:       aws.String("attribute_exists(#v) AND #v < :v"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	applied, err = conditionalResult(err, "UpdateItem", table)
+	if err != nil || applied {
+		return applied, true, err
+	}
+	out, err := w.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &table, Key: key, ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#v"), ExpressionAttributeNames: map[string]string{"#v": VersionAttr},
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("GetItem %s: %w", table, err)
+	}
+	return false, out.Item != nil, nil
+}

@@ -131,6 +131,10 @@ func (f *fakeDynamo) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...f
 	return nil, errors.New("not implemented")
 }
 
+func (f *fakeDynamo) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return nil, errors.New("not implemented")
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -184,12 +185,17 @@ func (tp *TablePlan) PartitionKey(row extract.Row) (string, error) {
 	return truncateKey(b.String()), nil
 }
 
-// truncateKey keeps a partition key within Kinesis' 256 characters.
+// truncateKey keeps a partition key within Kinesis' 256 characters, cutting at
+// a character boundary so that the key stays valid UTF-8.
 func truncateKey(s string) string {
 	if len(s) <= 256 {
 		return s
 	}
-	return s[:256]
+	n := 256
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // RecordSource is what the envelope says about where the change came from.
@@ -271,4 +277,83 @@ func (tp *TablePlan) appendImage(buf []byte, row extract.Row) ([]byte, error) {
 		}
 	}
 	return append(buf, '}'), nil
+}
+
+// HasUnchanged reports whether a row leaves out some column (an unchanged TOAST
+// value of an UPDATE, or a column outside a key-only old tuple).
+func HasUnchanged(row extract.Row) bool {
+	for _, v := range row {
+		if v.Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// GSIRemovals lists the GSI key attributes that the row determines to be absent
+// (a template column is NULL or the index's condition fails), so that an
+// update of part of an item removes them. GSIs that depend on a column the row
+// leaves out are not listed: their attributes stay as they are.
+func (tp *TablePlan) GSIRemovals(row extract.Row) []string {
+	var out []string
+	for _, g := range tp.GSIs {
+		cols := g.PK.tpl.columns()
+		if g.SK != nil {
+			cols = append(cols, g.SK.tpl.columns()...)
+		}
+		if g.when != nil {
+			cols = append(cols, g.when.col)
+		}
+		known, present := true, true
+		for _, c := range cols {
+			if row[c].Unchanged {
+				known = false
+			}
+		}
+		if !known {
+			continue
+		}
+		if g.when != nil && row[g.when.col].Null != g.when.isNull {
+			present = false
+		}
+		for _, c := range append(g.PK.tpl.columns(), skColumns(g.SK)...) {
+			if row[c].Null {
+				present = false
+			}
+		}
+		if !present {
+			out = append(out, g.PK.Name)
+			if g.SK != nil {
+				out = append(out, g.SK.Name)
+			}
+		}
+	}
+	return out
+}
+
+func skColumns(k *KeyAttr) []int {
+	if k == nil {
+		return nil
+	}
+	return k.tpl.columns()
+}
+
+// KeyColumnsOutsidePK lists the columns that the table key templates use but
+// the primary key does not contain: deletes and key changes can only find their
+// item when the replica identity carries them (REPLICA IDENTITY FULL).
+func (tp *TablePlan) KeyColumnsOutsidePK() []string {
+	inPK := map[int]bool{}
+	for _, i := range tp.Source.PK {
+		inPK[i] = true
+	}
+	seen := map[int]bool{}
+	var out []string
+	cols := append(tp.PK.tpl.columns(), skColumns(tp.SK)...)
+	for _, c := range cols {
+		if !inPK[c] && !seen[c] {
+			seen[c] = true
+			out = append(out, tp.Source.Columns[c].Name)
+		}
+	}
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,67 +23,44 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 			"row on Kinesis, reading inside the snapshot exported with the replication slot, so that\n"+
 			"`ferry sync` continues exactly from the slot's consistent point. Killed and run again, it\n"+
 			"continues where it stopped without redoing finished chunks.", stdout)
-	source := fs.String("source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
-	mapping := fs.String("mapping", "", "mapping file (YAML)")
-	tables := fs.String("tables", "", "comma-separated subset of mapped tables to copy (default: all)")
-	workers := fs.Int("workers", 4, "snapshot connections reading chunks in parallel")
-	writers := fs.Int("writers", 8, "concurrent DynamoDB BatchWriteItem calls")
-	chunk := fs.Int("chunk-rows", 5000, "rows per primary-key chunk (the unit of resume)")
-	slot := fs.String("slot", "ferry", "logical replication slot to create (CDC continues from it)")
-	control := fs.String("control-table", "ferry_control", "DynamoDB table holding ferry's run state and checkpoints")
-	sink := fs.String("sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
-	shards := fs.Int("shards", 2, "shards of a Kinesis stream that ferry creates")
-	restart := fs.Bool("restart", false, "forget the recorded run (drops the slot) and copy everything again")
-	progress := fs.String("progress", "auto", "auto (bars on a terminal, log lines otherwise), bar, log or none")
+	cf := addCommonFlags(fs)
+	bf := addBackfillFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	for _, f := range [][2]string{{"source", *source}, {"mapping", *mapping}} {
-		if err := requireFlag(f[0], f[1]); err != nil {
-			return err
-		}
+	if err := cf.validate(); err != nil {
+		return err
 	}
-	if *workers < 1 || *writers < 1 || *chunk < 1 {
-		return usagef("--workers, --writers and --chunk-rows must be at least 1")
+	if err := bf.validate(); err != nil {
+		return err
 	}
-	if *sink != "aws" && *sink != "null" {
-		return usagef("--sink must be aws or null, not %q", *sink)
-	}
-	c, err := loadPlan(ctx, *source, *mapping)
+	c, err := loadPlan(ctx, cf.source, cf.mapping)
 	if err != nil {
 		return err
 	}
 	plan := c.plan
-	if *tables != "" {
-		if plan, err = plan.Restrict(strings.Split(*tables, ",")); err != nil {
+	if bf.tables != "" {
+		if plan, err = plan.Restrict(strings.Split(bf.tables, ",")); err != nil {
 			return usageError{err}
 		}
 	}
-	cfg := pipeline.BackfillConfig{
-		SourceURL: *source, Plan: plan, Slot: *slot, Workers: *workers, ChunkRows: *chunk,
-		Restart: *restart, Logger: slog.Default(),
-	}
-	if *sink == "null" {
+	cfg := bf.config(cf, c.plan, plan)
+	if bf.sink == "null" {
 		cfg.Sink = pipeline.NullSink{}
 	} else {
-		ddb, kin, err := awsClients(ctx)
+		t, err := setupTargets(ctx, cf, c.plan, bf.shards)
 		if err != nil {
 			return err
 		}
-		if err := ensureTargets(ctx, plan, ddb, kin, *shards); err != nil {
-			return err
-		}
-		ctl := load.NewControlStore(ddb, *control)
-		if err := ctl.Ensure(ctx); err != nil {
-			return fmt.Errorf("control table %s: %w", *control, err)
-		}
-		cfg.Control = ctl
-		cfg.Sink = &pipeline.AWSSink{
-			Dynamo:  load.NewDynamoWriter(ddb, load.DynamoConfig{Workers: *writers}),
-			Kinesis: load.NewKinesisWriter(kin, load.KinesisConfig{}),
-		}
+		cfg.Control = t.control
+		cfg.Sink = &pipeline.AWSSink{Dynamo: t.dynamo(bf.writers), Kinesis: t.kinesis()}
 	}
-	cfg.Progress = newProgress(*progress, stdout)
+	return runBackfill(ctx, cfg, bf.progress, stdout)
+}
+
+// runBackfill runs a configured backfill and prints its summary.
+func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress string, stdout io.Writer) error {
+	cfg.Progress = newProgress(progress, stdout)
 	res, err := pipeline.Backfill(ctx, cfg)
 	if res != nil {
 		printSummary(stdout, res)

@@ -28,8 +28,12 @@ Commands:
   plan       validate a mapping against the live schema and print the plan
              (or --generate a 1:1 mapping for any database)
   backfill   copy every mapped table inside one consistent snapshot, resumably
+  sync       stream every change (CDC) into DynamoDB and Kinesis, exactly once in
+             effect; runs the backfill first if none has completed
+  status     the slot, the stored checkpoint and per-table counts
   teardown   drop ferry's replication slot and run state (--targets: also the
              DynamoDB tables and Kinesis streams)
+  workload   run DVD-store traffic against a Pagila database (for demos and tests)
 
 Run 'ferry <command> --help' for the flags of a command. Every flag can also be
 set with an environment variable FERRY_<FLAG> (e.g. FERRY_SOURCE, FERRY_MAPPING);
@@ -70,8 +74,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPlan(ctx, args[1:], stdout)
 	case "backfill":
 		err = cmdBackfill(ctx, args[1:], stdout)
+	case "sync":
+		err = cmdSync(ctx, args[1:], stdout)
+	case "status":
+		err = cmdStatus(ctx, args[1:], stdout)
 	case "teardown":
 		err = cmdTeardown(ctx, args[1:], stdout)
+	case "workload":
+		err = cmdWorkload(ctx, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usageHeader)
 		return exitUsage

@@ -23,20 +23,16 @@ func cmdTeardown(ctx context.Context, args []string, stdout io.Writer) error {
 		"Drops ferry's replication slot and forgets its recorded runs, so retained WAL is released.\n"+
 			"ferry never drops a slot otherwise. With --targets it also deletes the mapping's DynamoDB\n"+
 			"tables and Kinesis streams (all their data): for demos and tests, not for a migration.", stdout)
-	source := fs.String("source", "", "PostgreSQL URL of the source database")
-	mapping := fs.String("mapping", "", "mapping file (YAML)")
-	slot := fs.String("slot", "ferry", "replication slot to drop")
-	control := fs.String("control-table", "ferry_control", "DynamoDB table holding ferry's run state")
+	cf := addCommonFlags(fs)
 	targets := fs.Bool("targets", false, "also delete the mapping's DynamoDB tables and Kinesis streams")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	for _, f := range [][2]string{{"source", *source}, {"mapping", *mapping}} {
-		if err := requireFlag(f[0], f[1]); err != nil {
-			return err
-		}
+	if err := cf.validate(); err != nil {
+		return err
 	}
-	c, err := loadPlan(ctx, *source, *mapping)
+	source, slot, control := &cf.source, &cf.slot, &cf.control
+	c, err := loadPlan(ctx, cf.source, cf.mapping)
 	if err != nil {
 		return err
 	}
@@ -58,13 +54,18 @@ func cmdTeardown(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "dropped replication slot %s\n", *slot)
 	}
+	if err := extract.DropPublication(ctx, conn, cf.publication); err != nil {
+		return err
+	}
 	ddb, kin, err := awsClients(ctx)
 	if err != nil {
 		return err
 	}
 	ctl := load.NewControlStore(ddb, *control)
-	if err := ctl.DeleteAll(ctx, pipeline.StateID(*slot)); err != nil && !isMissingTable(err) {
-		return fmt.Errorf("forget run state: %w", err)
+	for _, id := range []string{pipeline.StateID(*slot), pipeline.CheckpointID(*slot)} {
+		if err := ctl.DeleteAll(ctx, id); err != nil && !isMissingTable(err) {
+			return fmt.Errorf("forget run state: %w", err)
+		}
 	}
 	if !*targets {
 		return nil

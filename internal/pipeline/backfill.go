@@ -35,6 +35,11 @@ type BackfillConfig struct {
 	// Slot is the logical replication slot whose snapshot the copy reads and from
 	// whose consistent point CDC continues (default "ferry").
 	Slot string
+	// Publication is created (before the slot, as pgoutput requires) for
+	// PublishTables (default: the plan's tables), so sync can stream from the
+	// slot later (default "ferry").
+	Publication   string
+	PublishTables []*extract.Table
 	// Workers is the number of snapshot connections reading chunks (default 4).
 	Workers int
 	// ChunkRows is the target size of a primary-key chunk (default 5000).
@@ -57,6 +62,14 @@ func (c *BackfillConfig) defaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.Publication == "" {
+		c.Publication = "ferry"
+	}
+	if len(c.PublishTables) == 0 {
+		for _, tp := range c.Plan.Tables {
+			c.PublishTables = append(c.PublishTables, tp.Source)
+		}
 	}
 	if c.ChunkRows <= 0 {
 		c.ChunkRows = 5000
@@ -213,6 +226,9 @@ func openSnapshot(ctx context.Context, cfg *BackfillConfig, res *BackfillResult,
 	case run != nil && !slotExists:
 		return nil, fmt.Errorf("%w: slot %s recorded at %s no longer exists, so changes since the snapshot cannot be replayed; run `ferry backfill --restart` to copy again", ErrSlotGone, cfg.Slot, run.SlotLSN)
 	case run == nil:
+		if err := extract.EnsurePublication(ctx, conn, cfg.Publication, cfg.PublishTables); err != nil {
+			return nil, err
+		}
 		snap, err := extract.CreateSlotSnapshot(ctx, cfg.SourceURL, cfg.Slot, false)
 		if err != nil {
 			return nil, err

@@ -48,7 +48,7 @@ func (e emulator) ours(p procState) bool { return p.PID > 0 && ours(p.PID, e.mar
 // waits until it answers. prev's process, if still ours, is stopped first.
 func (e emulator) up(ctx context.Context, dir, src string, prev procState) (procState, error) {
 	if e.ours(prev) {
-		slog.Info("stack: restarting an emulator that does not answer", "component", e.name, "pid", prev.PID)
+		slog.Info("stack: restarting an emulator whose port is closed", "component", e.name, "pid", prev.PID)
 		if err := terminate(ctx, prev.PID, sigTerm, 5*time.Second); err != nil {
 			return procState{}, err
 		}
@@ -70,7 +70,7 @@ func (e emulator) up(ctx context.Context, dir, src string, prev procState) (proc
 		if err != nil {
 			return procState{}, err
 		}
-		err = poll(ctx, e.name, 30*time.Second, pid, func(ctx context.Context) error {
+		err = poll(ctx, e.name, readyTimeout, pid, func(ctx context.Context) error {
 			return e.ping(ctx, endpoint(port))
 		})
 		if err == nil {

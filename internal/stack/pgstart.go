@@ -82,18 +82,18 @@ func upPostgres(ctx context.Context, dir, src string, sf *stateFile) error {
 	if err := sf.update(func(s *state) { s.Postgres = st }); err != nil {
 		return err
 	}
-	if err := poll(ctx, "postgres", 30*time.Second, st.PID, func(ctx context.Context) error {
+	if err := poll(ctx, "postgres", readyTimeout, st.PID, func(ctx context.Context) error {
 		return pgPing(ctx, pgURL(st.Port, "postgres"))
 	}); err != nil {
 		return withLog(err, filepath.Join(logs, "postgres.log"))
 	}
-	slog.Info("stack: postgres started", "port", st.Port, "pid", st.PID, "took", time.Since(start).Round(time.Millisecond))
+	slog.Info("stack: started", "component", "postgres", "port", st.Port, "pid", st.PID, "took", time.Since(start).Round(time.Millisecond))
 
 	loadStart := time.Now()
 	if err := loadPagila(ctx, r.bindir, st.Port, src, logs); err != nil {
 		return err
 	}
-	slog.Info("stack: pagila loaded", "took", time.Since(loadStart).Round(time.Millisecond))
+	slog.Info("stack: pagila loaded", "component", "postgres", "took", time.Since(loadStart).Round(time.Millisecond))
 	return sf.update(func(s *state) { s.Postgres.Loaded = true })
 }
 

@@ -6,13 +6,17 @@ import (
 	"time"
 )
 
+// readyTimeout bounds the wait for a started server to answer requests.
+const readyTimeout = 60 * time.Second
+
 // poll calls check until it succeeds. It gives up when timeout passes, ctx is
-// done, or the process pid (when > 0) has died. Each attempt gets 2 s.
+// done, or the process pid (when > 0) has died. Each attempt gets 5 s (a
+// loaded 2-core machine running -race binaries is slow to answer).
 func poll(ctx context.Context, what string, timeout time.Duration, pid int, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
 		err := check(actx)
 		acancel()
 		if err == nil {

@@ -58,8 +58,8 @@ func Shared(ctx context.Context) (*Stack, error) {
 }
 
 // Up starts the stack in dir, or reuses it when its recorded pids are alive
-// and its ports answer; a component that is down or does not answer is
-// (re)started alone. It is serialised across processes with a flock on
+// (and still our programs) and its ports accept connections; a component
+// that is down is (re)started alone. It is serialised across processes with a flock on
 // dir/lock, so parallel test binaries share one stack. The processes outlive
 // the caller; ctx bounds only the start-up.
 //
@@ -128,7 +128,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 				if err := sf.update(func(s *state) { *c.slot(s) = p }); err != nil {
 					return err
 				}
-				slog.Info("stack: "+c.e.name+" started", "port", p.Port, "pid", p.PID)
+				slog.Info("stack: started", "component", c.e.name, "port", p.Port, "pid", p.PID)
 			}
 			return nil
 		})
@@ -185,7 +185,7 @@ func Down(ctx context.Context, dir string) error {
 		if err := downPostgres(ctx, dir, pg); err != nil {
 			errs = append(errs, err)
 		} else {
-			slog.Info("stack: postgres stopped", "pid", pg.PID)
+			slog.Info("stack: stopped", "component", "postgres", "pid", pg.PID)
 		}
 	}
 	for _, c := range []struct {
@@ -198,7 +198,7 @@ func Down(ctx context.Context, dir string) error {
 		if err := terminate(ctx, c.p.PID, sigTerm, 5*time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("stack: stop %s: %w", c.e.name, err))
 		} else {
-			slog.Info("stack: "+c.e.name+" stopped", "pid", c.p.PID)
+			slog.Info("stack: stopped", "component", c.e.name, "pid", c.p.PID)
 		}
 	}
 	for _, p := range []*procState{&st.Postgres.procState, &st.Dynamo, &st.Kinesis} {

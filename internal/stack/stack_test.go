@@ -162,10 +162,12 @@ func TestDropDatabaseWithReplicationSlot(t *testing.T) {
 	}
 }
 
-func TestDynalite(t *testing.T) {
-	s := ForTest(t)
+// createTable makes a table keyed by pk (S) and waits until it is ACTIVE: as
+// in DynamoDB, dynalite answers ResourceNotFoundException while a table is
+// CREATING, even with --createTableMs 0 when the machine is busy.
+func createTable(t *testing.T, c *dynamodb.Client) string {
+	t.Helper()
 	ctx := t.Context()
-	c := s.DynamoClient()
 	table := randName("ferry-test-")
 	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(table),
@@ -178,6 +180,18 @@ func TestDynalite(t *testing.T) {
 	t.Cleanup(func() {
 		_, _ = c.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	})
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond })
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
+func TestDynalite(t *testing.T) {
+	s := ForTest(t)
+	ctx := t.Context()
+	c := s.DynamoClient()
+	table := createTable(t, c)
 	key := map[string]ddb.AttributeValue{"pk": &ddb.AttributeValueMemberS{Value: "CUSTOMER#1"}}
 	if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(table),
@@ -205,18 +219,7 @@ func TestDynaliteEmptyValues(t *testing.T) {
 	s := ForTest(t)
 	ctx := t.Context()
 	c := s.DynamoClient()
-	table := randName("ferry-test-")
-	if _, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(table),
-		AttributeDefinitions: []ddb.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddb.ScalarAttributeTypeS}},
-		KeySchema:            []ddb.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddb.KeyTypeHash}},
-		BillingMode:          ddb.BillingModePayPerRequest,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = c.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
+	table := createTable(t, c)
 	key := map[string]ddb.AttributeValue{"pk": &ddb.AttributeValueMemberS{Value: "FILM#1"}}
 	_, err := c.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(table),
@@ -264,7 +267,7 @@ func TestKinesalite(t *testing.T) {
 		_, _ = c.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(stream)})
 	})
 	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond })
-	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 10*time.Second); err != nil {
+	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	put, err := c.PutRecord(ctx, &kinesis.PutRecordInput{
@@ -302,6 +305,9 @@ func TestDownStopsWhatUpStarted(t *testing.T) {
 	// Under /tmp, whose parents the postgres user can traverse.
 	dir, err := os.MkdirTemp("", "ferry-stack-down-")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// commonFlags are the flags of every command that works on a migration.
+type commonFlags struct {
+	source, mapping, slot, publication, control string
+}
+
+func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+	c := &commonFlags{}
+	fs.StringVar(&c.source, "source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
+	fs.StringVar(&c.mapping, "mapping", "", "mapping file (YAML)")
+	fs.StringVar(&c.slot, "slot", "ferry", "logical replication slot (created by backfill; CDC continues from it)")
+	fs.StringVar(&c.publication, "publication", "ferry", "publication of the mapped tables (created with publish_via_partition_root)")
+	fs.StringVar(&c.control, "control-table", load.DefaultControlTable, "DynamoDB table holding ferry's run state and checkpoints")
+	return c
+}
+
+func (c *commonFlags) validate() error {
+	for _, f := range [][2]string{{"source", c.source}, {"mapping", c.mapping}} {
+		if err := requireFlag(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backfillFlags are the flags of the copy (backfill, and sync's first run).
+type backfillFlags struct {
+	tables                  string
+	workers, writers, chunk int
+	shards                  int
+	sink, progress          string
+	restart                 bool
+}
+
+func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
+	b := &backfillFlags{}
+	fs.StringVar(&b.tables, "tables", "", "comma-separated subset of mapped tables to copy (default: all)")
+	fs.IntVar(&b.workers, "workers", 4, "snapshot connections reading chunks in parallel")
+	fs.IntVar(&b.writers, "writers", 8, "concurrent DynamoDB BatchWriteItem calls")
+	fs.IntVar(&b.chunk, "chunk-rows", 5000, "rows per primary-key chunk (the unit of resume)")
+	fs.IntVar(&b.shards, "shards", 2, "shards of a Kinesis stream that ferry creates")
+	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
+	fs.StringVar(&b.progress, "progress", "auto", "auto (bars on a terminal, log lines otherwise), bar, log or none")
+	fs.BoolVar(&b.restart, "restart", false, "forget the recorded run (drops the slot) and copy everything again")
+	return b
+}
+
+func (b *backfillFlags) validate() error {
+	if b.workers < 1 || b.writers < 1 || b.chunk < 1 || b.shards < 1 {
+		return usagef("--workers, --writers, --chunk-rows and --shards must be at least 1")
+	}
+	if b.sink != "aws" && b.sink != "null" {
+		return usagef("--sink must be aws or null, not %q", b.sink)
+	}
+	return nil
+}
+
+func (b *backfillFlags) config(c *commonFlags, full, plan *transform.Plan) pipeline.BackfillConfig {
+	cfg := pipeline.BackfillConfig{
+		SourceURL: c.source, Plan: plan, Slot: c.slot, Publication: c.publication,
+		Workers: b.workers, ChunkRows: b.chunk, Restart: b.restart,
+	}
+	for _, tp := range full.Tables {
+		cfg.PublishTables = append(cfg.PublishTables, tp.Source)
+	}
+	return cfg
+}
+
+// targets are the AWS clients and the control store, with tables and streams in place.
+type targets struct {
+	ddb     *dynamodb.Client
+	kin     *kinesis.Client
+	control *load.ControlStore
+}
+
+func (t *targets) dynamo(workers int) *load.DynamoWriter {
+	return load.NewDynamoWriter(t.ddb, load.DynamoConfig{Workers: workers})
+}
+
+func (t *targets) kinesis() *load.KinesisWriter {
+	return load.NewKinesisWriter(t.kin, load.KinesisConfig{})
+}
+
+// setupTargets connects to AWS and creates what the plan writes to.
+func setupTargets(ctx context.Context, c *commonFlags, plan *transform.Plan, shards int) (*targets, error) {
+	ddb, kin, err := awsClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureTargets(ctx, plan, ddb, kin, shards); err != nil {
+		return nil, err
+	}
+	ctl := load.NewControlStore(ddb, c.control)
+	if err := ctl.Ensure(ctx); err != nil {
+		return nil, usagef("control table %s: %v", c.control, err)
+	}
+	return &targets{ddb: ddb, kin: kin, control: ctl}, nil
+}

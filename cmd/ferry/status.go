@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("status --source URL --mapping FILE [--slot NAME]",
+		"Prints the replication slot (active, confirmed LSN, retained WAL), the backfill state, the\n"+
+			"stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
+			"(a parallel Scan with Select=COUNT: it reads the whole table).", stdout)
+	cf := addCommonFlags(fs)
+	counts := fs.Bool("counts", true, "count source rows and DynamoDB items per table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cf.validate(); err != nil {
+		return err
+	}
+	c, err := loadPlan(ctx, cf.source, cf.mapping)
+	if err != nil {
+		return err
+	}
+	conn, err := extract.Connect(ctx, cf.source)
+	if err != nil {
+		return usageError{err}
+	}
+	defer conn.Close(context.Background())
+	info, exists, err := extract.LookupSlot(ctx, conn, cf.slot)
+	if err != nil {
+		return err
+	}
+	if exists {
+		fmt.Fprintf(stdout, "slot %s: active=%v confirmed=%s restart=%s retained WAL %s (wal_status %s)\n",
+			cf.slot, info.Active, info.ConfirmedFlushLSN, info.RestartLSN, humanBytes(info.RetainedBytes), info.WALStatus)
+	} else {
+		fmt.Fprintf(stdout, "slot %s: does not exist\n", cf.slot)
+	}
+	ddb, _, err := awsClients(ctx)
+	if err != nil {
+		return err
+	}
+	ctl := load.NewControlStore(ddb, cf.control)
+	lsn, complete, ok, err := pipeline.SnapshotPosition(ctx, ctl, cf.slot)
+	switch {
+	case err != nil && !isMissingTable(err):
+		return err
+	case ok:
+		fmt.Fprintf(stdout, "backfill: snapshot at %s, complete=%v\n", lsn, complete)
+	default:
+		fmt.Fprintln(stdout, "backfill: none recorded")
+	}
+	cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, cf.slot)
+	switch {
+	case err != nil && !isMissingTable(err):
+		return err
+	case ok:
+		fmt.Fprintf(stdout, "sync checkpoint: %s (last change %s), %d changes applied, last commit %s, written %s ago\n",
+			cp.LSN, cp.Pos.Version(), cp.Changes, cp.CommitTime.UTC().Format(time.RFC3339Nano), time.Since(cp.Updated).Round(time.Second))
+	default:
+		fmt.Fprintln(stdout, "sync checkpoint: none (sync has not run)")
+	}
+	if !*counts {
+		return nil
+	}
+	items, err := countItems(ctx, ddb, c.plan)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "table\tsource rows\tDynamoDB items\t")
+	for _, tp := range c.plan.Tables {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tp.Source.Ident()).Scan(&n); err != nil {
+			return fmt.Errorf("count %s: %w", tp.Source.QualifiedName(), err)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", tp.Source.QualifiedName(), n, items[tp.Target+"\x00"+tp.Source.Name])
+	}
+	return tw.Flush()
+}
+
+// countItems counts items per (target, _table) with a parallel COUNT scan.
+func countItems(ctx context.Context, ddb *dynamodb.Client, plan *transform.Plan) (map[string]int64, error) {
+	const segments = 4
+	out := map[string]int64{}
+	var mu sync.Mutex
+	for target := range plan.Targets() {
+		g, gctx := errgroup.WithContext(ctx)
+		for seg := int32(0); seg < segments; seg++ {
+			g.Go(func() error {
+				p := dynamodb.NewScanPaginator(ddb, &dynamodb.ScanInput{
+					TableName: aws.String(target), Segment: aws.Int32(seg), TotalSegments: aws.Int32(segments),
+					ProjectionExpression:     aws.String("#t"),
+					ExpressionAttributeNames: map[string]string{"#t": transform.AttrTable},
+				})
+				local := map[string]int64{}
+				for p.HasMorePages() {
+					page, err := p.NextPage(gctx)
+					if err != nil {
+						return fmt.Errorf("scan %s: %w", target, err)
+					}
+					for _, it := range page.Items {
+						if s, ok := it[transform.AttrTable].(*types.AttributeValueMemberS); ok {
+							local[target+"\x00"+s.Value]++
+						}
+					}
+				}
+				mu.Lock()
+				for k, v := range local {
+					out[k] += v
+				}
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

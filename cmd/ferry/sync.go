@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ferry-migrate/ferry/internal/pipeline"
+)
+
+func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("sync --source URL --mapping FILE [--slot NAME] [--publication NAME]",
+		"Streams every committed change from the replication slot (pgoutput) into DynamoDB and onto\n"+
+			"Kinesis, in order, exactly once in effect: writes are conditional on the item's _version,\n"+
+			"and the slot is acknowledged only after both targets and the checkpoint are durable.\n"+
+			"If no backfill has completed for the slot, it runs one first (same flags as backfill).\n"+
+			"Runs until SIGINT/SIGTERM, then applies what it has, checkpoints and exits 0.", stdout)
+	cf := addCommonFlags(fs)
+	bf := addBackfillFlags(fs)
+	truncate := fs.String("truncate", "apply", "what a TRUNCATE does to the table's items: apply (remove them), skip (keep them; the event is still published) or fail (stop)")
+	batch := fs.Int("batch", 2000, "most changes applied together (bounds memory for any transaction size)")
+	applyWorkers := fs.Int("apply-workers", 16, "concurrent conditional DynamoDB writes")
+	walBudget := fs.String("wal-budget", "1GiB", "warn when the slot retains more WAL than this (e.g. 512MiB, 2GiB)")
+	heartbeat := fs.Duration("heartbeat", 10*time.Second, "interval of the logical message that lets an idle slot advance (0 disables)")
+	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cf.validate(); err != nil {
+		return err
+	}
+	if err := bf.validate(); err != nil {
+		return err
+	}
+	policy := pipeline.TruncatePolicy(*truncate)
+	if policy != pipeline.TruncateApply && policy != pipeline.TruncateSkip && policy != pipeline.TruncateFail {
+		return usagef("--truncate must be apply, skip or fail, not %q", *truncate)
+	}
+	budget, err := parseBytes(*walBudget)
+	if err != nil {
+		return usagef("--wal-budget: %v", err)
+	}
+	if bf.sink != "aws" {
+		return usagef("sync needs --sink aws")
+	}
+	c, err := loadPlan(ctx, cf.source, cf.mapping)
+	if err != nil {
+		return err
+	}
+	t, err := setupTargets(ctx, cf, c.plan, bf.shards)
+	if err != nil {
+		return err
+	}
+	dynamo, kin := t.dynamo(bf.writers), t.kinesis()
+	_, complete, _, err := pipeline.SnapshotPosition(ctx, t.control, cf.slot)
+	if err != nil {
+		return err
+	}
+	if !complete || bf.restart {
+		fmt.Fprintln(stdout, "No completed backfill for this slot: copying first.")
+		cfg := bf.config(cf, c.plan, c.plan)
+		cfg.Control = t.control
+		cfg.Sink = &pipeline.AWSSink{Dynamo: dynamo, Kinesis: kin}
+		if err := runBackfill(ctx, cfg, bf.progress, stdout); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	hb := *heartbeat
+	if hb == 0 {
+		hb = -1
+	}
+	sl := newStatusLine(stdout)
+	err = pipeline.Sync(ctx, pipeline.SyncConfig{
+		SourceURL: cf.source, Slot: cf.slot, Publication: cf.publication, Plan: c.plan,
+		Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
+		BatchChanges: *batch, ApplyWorkers: *applyWorkers, Truncate: policy, WALBudget: budget,
+		Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
+	})
+	sl.done()
+	if errors.Is(err, pipeline.ErrNoBackfill) {
+		return usageError{err}
+	}
+	return err
+}
+
+// statusLine shows sync's progress: one rewritten line on a terminal, a log
+// line otherwise.
+type statusLine struct {
+	out  io.Writer
+	term bool
+	last time.Time
+}
+
+func newStatusLine(out io.Writer) *statusLine {
+	f, ok := out.(*os.File)
+	return &statusLine{out: out, term: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+func (s *statusLine) show(st pipeline.SyncStatus) {
+	last := "-"
+	if !st.LastCommit.IsZero() {
+		last = fmt.Sprintf("%s @ %s", st.LastCommitLSN, st.LastCommit.UTC().Format("15:04:05.000"))
+	}
+	if s.term {
+		fmt.Fprintf(s.out, "\r\033[K%8.0f changes/s  lag %s / %.1fs  applied %d  last commit %s  retained WAL %s",
+			st.ChangesPerSec, humanBytes(st.LagBytes), st.LagSeconds, st.Changes, last, humanBytes(st.RetainedWAL))
+		return
+	}
+	if time.Since(s.last) < 10*time.Second {
+		return
+	}
+	s.last = time.Now()
+	slog.Info("sync", "changes_per_s", int64(st.ChangesPerSec), "lag_bytes", st.LagBytes, "lag_s", fmt.Sprintf("%.1f", st.LagSeconds),
+		"applied", st.Changes, "last_commit", last, "acked", st.Acked, "retained_wal", st.RetainedWAL)
+}
+
+func (s *statusLine) done() {
+	if s.term {
+		fmt.Fprintln(s.out)
+	}
+}
+
+// parseBytes reads sizes such as 1GiB, 512MiB, 100MB or a plain byte count.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			var n float64
+			if _, err := fmt.Sscan(strings.TrimSuffix(s, u.suffix), &n); err != nil || n <= 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return int64(n * float64(u.mult)), nil
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q (use e.g. 1GiB or 512MiB)", s)
+	}
+	return n, nil
+}

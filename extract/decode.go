@@ -1,0 +1,175 @@
+package extract
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// EventKind says what a replication Event carries.
+type EventKind int
+
+// The kinds of replication events.
+const (
+	EventBegin     EventKind = iota + 1 // a transaction starts (CommitLSN known in advance)
+	EventChange                         // a row change, or a TRUNCATE of one table
+	EventCommit                         // the transaction is complete
+	EventKeepalive                      // the server is alive; EndLSN is its WAL end
+	EventMessage                        // a logical decoding message (heartbeats)
+)
+
+// Event is one decoded item of the replication stream.
+type Event struct {
+	Kind      EventKind
+	Change    *Change // EventChange
+	CommitLSN LSN     // Begin, Change, Commit: the transaction's commit LSN
+	EndLSN    LSN     // Commit: end of the commit record (what the slot is acknowledged to); Keepalive: server WAL end
+	TxID      uint32
+	Time      time.Time // commit time
+	Prefix    string    // EventMessage: the message prefix
+}
+
+type relation struct {
+	table  *Table
+	colIdx []int // relation column → Table column index (-1: unknown to the catalogue we loaded)
+}
+
+// Decoder turns pgoutput (protocol 1) messages into Events. It keeps the
+// relation map and the position within the current transaction; it is not safe
+// for concurrent use. Changes of relations that are not in tables are skipped.
+type Decoder struct {
+	tables map[string]*Table
+	rels   map[uint32]*relation
+	inTx   bool
+	lsn    LSN
+	xid    uint32
+	ctime  time.Time
+	seq    uint32
+}
+
+// NewDecoder returns a decoder for the given tables (by qualified name).
+func NewDecoder(tables map[string]*Table) *Decoder {
+	return &Decoder{tables: tables, rels: map[uint32]*relation{}}
+}
+
+// Decode decodes one pgoutput message. It returns zero or more events (a
+// TRUNCATE of several tables yields one per table).
+func (d *Decoder) Decode(data []byte) ([]Event, error) {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode pgoutput message: %w", err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		d.relation(m)
+		return nil, nil
+	case *pglogrepl.BeginMessage:
+		d.inTx, d.lsn, d.xid, d.ctime, d.seq = true, LSN(m.FinalLSN), m.Xid, m.CommitTime, 0
+		return []Event{{Kind: EventBegin, CommitLSN: d.lsn, TxID: d.xid, Time: d.ctime}}, nil
+	case *pglogrepl.CommitMessage:
+		if !d.inTx {
+			return nil, fmt.Errorf("commit %s without begin", LSN(m.CommitLSN))
+		}
+		d.inTx = false
+		return []Event{{Kind: EventCommit, CommitLSN: LSN(m.CommitLSN), EndLSN: LSN(m.TransactionEndLSN), TxID: d.xid, Time: m.CommitTime}}, nil
+	case *pglogrepl.InsertMessage:
+		return d.change(m.RelationID, OpCreate, 0, nil, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		return d.change(m.RelationID, OpUpdate, m.OldTupleType, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		return d.change(m.RelationID, OpDelete, m.OldTupleType, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessage:
+		var out []Event
+		for _, id := range m.RelationIDs {
+			rel := d.rels[id]
+			if rel == nil || rel.table == nil {
+				continue
+			}
+			ev, err := d.event(&Change{Table: rel.table, Op: OpTruncate})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	case *pglogrepl.LogicalDecodingMessage:
+		return []Event{{Kind: EventMessage, Prefix: m.Prefix, CommitLSN: LSN(m.LSN)}}, nil
+	}
+	return nil, nil // type and origin messages carry nothing ferry needs
+}
+
+func (d *Decoder) relation(m *pglogrepl.RelationMessage) {
+	t := d.tables[m.Namespace+"."+m.RelationName]
+	rel := &relation{table: t, colIdx: make([]int, len(m.Columns))}
+	for i, c := range m.Columns {
+		rel.colIdx[i] = -1
+		if t != nil {
+			rel.colIdx[i] = t.ColumnIndex(c.Name)
+		}
+	}
+	d.rels[m.RelationID] = rel
+}
+
+func (d *Decoder) change(relID uint32, op Op, oldType uint8, oldTuple, newTuple *pglogrepl.TupleData) ([]Event, error) {
+	rel := d.rels[relID]
+	if rel == nil {
+		return nil, fmt.Errorf("change for relation %d before its relation message", relID)
+	}
+	if rel.table == nil {
+		return nil, nil
+	}
+	ch := &Change{Table: rel.table, Op: op}
+	if newTuple != nil {
+		ch.After = rel.row(newTuple, false)
+	}
+	if oldTuple != nil {
+		ch.Before = rel.row(oldTuple, oldType == 'K')
+	}
+	ev, err := d.event(ch)
+	if err != nil {
+		return nil, err
+	}
+	return []Event{ev}, nil
+}
+
+func (d *Decoder) event(ch *Change) (Event, error) {
+	if !d.inTx {
+		return Event{}, fmt.Errorf("%s change on %s outside a transaction", ch.Op, ch.Table.QualifiedName())
+	}
+	if d.seq == MaxSeq {
+		return Event{}, fmt.Errorf("transaction %d at %s has more than %d changes", d.xid, d.lsn, MaxSeq)
+	}
+	d.seq++
+	ch.Pos = Position{LSN: d.lsn, Seq: d.seq}
+	ch.TxID, ch.Commit = d.xid, d.ctime
+	return Event{Kind: EventChange, Change: ch, CommitLSN: d.lsn, TxID: d.xid, Time: d.ctime}, nil
+}
+
+// row converts a tuple to a Row aligned with the table's columns. Columns the
+// tuple does not carry are marked Unchanged (absent): for a key-only old tuple
+// ('K') that is every column outside the replica identity.
+func (r *relation) row(t *pglogrepl.TupleData, keyOnly bool) Row {
+	row := make(Row, len(r.table.Columns))
+	for i := range row {
+		row[i].Unchanged = true
+	}
+	for i, c := range t.Columns {
+		if i >= len(r.colIdx) || r.colIdx[i] < 0 {
+			continue
+		}
+		v := &row[r.colIdx[i]]
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			if keyOnly {
+				continue // not part of the key: stays absent
+			}
+			*v = Value{Null: true}
+		case pglogrepl.TupleDataTypeToast:
+			*v = Value{Unchanged: true}
+		default:
+			*v = Value{Text: string(c.Data)}
+		}
+	}
+	return row
+}

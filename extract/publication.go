@@ -1,0 +1,105 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EnsurePublication creates the publication for the tables (publishing
+// partitioned tables through their root, so rows of every partition, including
+// ones created later, arrive under the root's name), or brings an existing one
+// up to date: missing tables added, publish_via_partition_root switched on.
+// It must run before the slot is created: pgoutput looks publications up in the
+// catalogue as of each change.
+func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []*Table) error {
+	var viaRoot, allTables bool
+	err := conn.QueryRow(ctx, "SELECT pubviaroot, puballtables FROM pg_publication WHERE pubname = $1", name).Scan(&viaRoot, &allTables)
+	if errors.Is(err, pgx.ErrNoRows) {
+		idents := make([]string, len(tables))
+		for i, t := range tables {
+			idents[i] = t.Ident()
+		}
+		sql := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)", QuoteIdent(name), strings.Join(idents, ", "))
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("create publication %s: %w", name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up publication %s: %w", name, err)
+	}
+	if !viaRoot {
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+QuoteIdent(name)+" SET (publish_via_partition_root = true)"); err != nil {
+			return fmt.Errorf("publication %s: set publish_via_partition_root: %w", name, err)
+		}
+	}
+	if allTables {
+		return nil
+	}
+	rows, err := conn.Query(ctx, `SELECT n.nspname || '.' || c.relname FROM pg_publication_rel pr
+JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE p.pubname = $1`, name)
+	if err != nil {
+		return fmt.Errorf("tables of publication %s: %w", name, err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var qn string
+		if err := rows.Scan(&qn); err != nil {
+			rows.Close()
+			return fmt.Errorf("tables of publication %s: %w", name, err)
+		}
+		have[qn] = true
+	}
+	rows.Close()
+	for _, t := range tables {
+		if have[t.QualifiedName()] {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+QuoteIdent(name)+" ADD TABLE "+t.Ident()); err != nil {
+			return fmt.Errorf("publication %s: add table %s: %w", name, t.QualifiedName(), err)
+		}
+	}
+	return nil
+}
+
+// DropPublication removes the publication if it exists.
+func DropPublication(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+QuoteIdent(name)); err != nil {
+		return fmt.Errorf("drop publication %s: %w", name, err)
+	}
+	return nil
+}
+
+// EmitHeartbeat writes a non-transactional logical decoding message, so that a
+// slot on an otherwise idle database (or one busy only in other databases)
+// sees WAL of its own and can be acknowledged forward.
+func EmitHeartbeat(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_logical_emit_message(false, 'ferry_heartbeat', now()::text)"); err != nil {
+		return fmt.Errorf("emit heartbeat: %w", err)
+	}
+	return nil
+}
+
+// CurrentWALLSN returns pg_current_wal_lsn().
+func CurrentWALLSN(ctx context.Context, q Querier) (LSN, error) {
+	rows, err := q.Query(ctx, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		return 0, fmt.Errorf("current WAL position: %w", err)
+	}
+	defer rows.Close()
+	var s string
+	for rows.Next() {
+		if err := rows.Scan(&s); err != nil {
+			return 0, fmt.Errorf("current WAL position: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("current WAL position: %w", err)
+	}
+	return ParseLSN(s)
+}

@@ -1,0 +1,248 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// TruncatePolicy says what sync does with a TRUNCATE.
+type TruncatePolicy string
+
+// The truncate policies.
+const (
+	TruncateApply TruncatePolicy = "apply" // remove every item of the table (default)
+	TruncateSkip  TruncatePolicy = "skip"  // publish the event, keep the items
+	TruncateFail  TruncatePolicy = "fail"  // stop sync with an error
+)
+
+// SyncConfig configures continuous CDC. Zero values take the documented defaults.
+type SyncConfig struct {
+	SourceURL   string
+	Slot        string // default "ferry"
+	Publication string // default "ferry"
+	Plan        *transform.Plan
+	Control     *load.ControlStore
+	Dynamo      *load.DynamoWriter
+	Kinesis     *load.KinesisWriter
+	// DynamoClient serves reads (old items on key changes, TRUNCATE scans).
+	DynamoClient *dynamodb.Client
+	// BatchChanges bounds the changes applied together (default 2000): memory
+	// stays bounded whatever the size of a transaction.
+	BatchChanges int
+	// Linger is how long a batch may wait for more changes (default 20 ms).
+	Linger time.Duration
+	// ApplyWorkers is the number of concurrent conditional writes (default 16).
+	ApplyWorkers int
+	Truncate     TruncatePolicy
+	// WALBudget is the retained-WAL size above which sync warns (default 1 GiB).
+	WALBudget int64
+	// Heartbeat is how often a logical message is written so an idle slot
+	// advances (default 10 s; negative disables).
+	Heartbeat time.Duration
+	// StatusEvery is how often Status is called (default 2 s).
+	StatusEvery time.Duration
+	Status      func(SyncStatus)
+	Logger      *slog.Logger
+}
+
+func (c *SyncConfig) defaults() {
+	if c.Slot == "" {
+		c.Slot = "ferry"
+	}
+	if c.Publication == "" {
+		c.Publication = "ferry"
+	}
+	if c.BatchChanges <= 0 {
+		c.BatchChanges = 2000
+	}
+	if c.Linger <= 0 {
+		c.Linger = 20 * time.Millisecond
+	}
+	if c.ApplyWorkers <= 0 {
+		c.ApplyWorkers = 16
+	}
+	if c.Truncate == "" {
+		c.Truncate = TruncateApply
+	}
+	if c.WALBudget <= 0 {
+		c.WALBudget = 1 << 30
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.StatusEvery <= 0 {
+		c.StatusEvery = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// SyncStatus is what the operator sees while sync runs.
+type SyncStatus struct {
+	Changes       int64   // applied since this process started
+	ChangesPerSec float64 // over the last interval
+	LagBytes      int64   // server WAL end − acknowledged position
+	LagSeconds    float64 // now − commit time of the oldest unapplied change (0 when caught up)
+	LastCommitLSN extract.LSN
+	LastCommit    time.Time
+	Acked         extract.LSN
+	RetainedWAL   int64
+}
+
+// ErrNoBackfill is returned when sync starts on a slot that no backfill created.
+var ErrNoBackfill = errors.New("no completed backfill for this slot")
+
+// Sync streams changes from the slot and applies them to DynamoDB and Kinesis
+// until ctx is cancelled; then it applies what it has, checkpoints and returns
+// nil. See DESIGN.md: no gap, no time travel, acknowledge last, per-key order.
+func Sync(ctx context.Context, cfg SyncConfig) error {
+	cfg.defaults()
+	s, err := newSyncer(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+type syncer struct {
+	cfg    *SyncConfig
+	log    *slog.Logger
+	tables map[string]*transform.TablePlan
+	cp     Checkpoint
+	intent extract.Position // the end of a batch that may have been partly applied before a crash
+	stream *extract.ReplicationStream
+
+	mu        sync.Mutex
+	status    SyncStatus
+	serverEnd atomic.Uint64
+	// pendingSince is the commit time (unix ns) of the oldest change received
+	// but not yet durable; 0 when everything received is applied.
+	pendingSince atomic.Int64
+}
+
+func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
+	s := &syncer{cfg: cfg, log: cfg.Logger, tables: map[string]*transform.TablePlan{}}
+	for _, tp := range cfg.Plan.Tables {
+		s.tables[tp.Source.QualifiedName()] = tp
+		if cols := tp.KeyColumnsOutsidePK(); len(cols) > 0 && tp.Source.ReplicaIdentity != 'f' {
+			return nil, fmt.Errorf("table %s: its item key uses %v, outside the primary key; deletes and key changes can only find their item with ALTER TABLE %s REPLICA IDENTITY FULL (or key the table by its primary key)",
+				tp.Source.QualifiedName(), cols, tp.Source.Ident())
+		}
+	}
+	cp, ok, err := LoadCheckpoint(ctx, cfg.Control, cfg.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		lsn, complete, ok, err := SnapshotPosition(ctx, cfg.Control, cfg.Slot)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || !complete {
+			return nil, fmt.Errorf("%w %s", ErrNoBackfill, cfg.Slot)
+		}
+		cp = Checkpoint{LSN: lsn, Pos: extract.Position{LSN: lsn}}
+	}
+	s.cp = cp
+	s.intent = cp.Intent
+	s.status.Acked = cp.LSN
+	return s, nil
+}
+
+func (s *syncer) run(ctx context.Context) error {
+	conn, err := extract.Connect(ctx, s.cfg.SourceURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := s.checkSlot(ctx, conn); err != nil {
+		return err
+	}
+	tables := map[string]*extract.Table{}
+	for n, tp := range s.tables {
+		tables[n] = tp.Source
+	}
+	s.stream, err = extract.StartReplication(ctx, extract.StreamConfig{
+		URL: s.cfg.SourceURL, Slot: s.cfg.Slot, Publication: s.cfg.Publication, Tables: tables,
+	}, s.cp.LSN)
+	if err != nil {
+		return s.explainSlot(err)
+	}
+	s.log.Info("sync started", "slot", s.cfg.Slot, "lsn", s.cp.LSN, "position", s.cp.Pos.Version())
+
+	events := make(chan extract.Event, 4096)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { // reader
+		defer close(events)
+		for {
+			ev, err := s.stream.Next(gctx)
+			if err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return s.explainSlot(err)
+			}
+			select {
+			case events <- ev:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
+	g.Go(func() error { return s.monitor(gctx, conn) })
+	g.Go(func() error {
+		err := s.apply(gctx, events)
+		cancelRun() // stop the reader and monitor once the applier is done
+		return err
+	})
+	err = g.Wait()
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.stream.Close(closeCtx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
+	return nil
+}
+
+func (s *syncer) checkSlot(ctx context.Context, conn *pgx.Conn) error {
+	info, ok, err := extract.LookupSlot(ctx, conn, s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.explainSlot(fmt.Errorf("slot %s: %w", s.cfg.Slot, extract.ErrSlotMissing))
+	}
+	if info.WALStatus == "lost" {
+		return s.explainSlot(fmt.Errorf("slot %s: %w", s.cfg.Slot, extract.ErrSlotInvalidated))
+	}
+	if info.Active {
+		return fmt.Errorf("slot %s is in use by another process (another ferry sync?)", s.cfg.Slot)
+	}
+	return nil
+}
+
+func (s *syncer) explainSlot(err error) error {
+	if errors.Is(err, extract.ErrSlotMissing) || errors.Is(err, extract.ErrSlotInvalidated) {
+		return fmt.Errorf("%w\nChanges since checkpoint %s can no longer be read. To recover: `ferry backfill --restart --slot %s` (copies again and creates a new slot), then start sync again",
+			err, s.cp.LSN, s.cfg.Slot)
+	}
+	return err
+}

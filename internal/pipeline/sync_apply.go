@@ -1,0 +1,224 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// syncBatch is the changes applied together: items folded per key, records in
+// stream order, and the positions the batch completes.
+type syncBatch struct {
+	fold       *fold
+	records    []load.Record
+	changes    int
+	first      time.Time // arrival of the first change
+	maxPos     extract.Position
+	ackLSN     extract.LSN // end of the last transaction whose commit is in the batch
+	commitLSN  extract.LSN
+	commitTime time.Time
+	oldest     time.Time // commit time of the oldest change in the batch
+}
+
+func newSyncBatch() *syncBatch { return &syncBatch{fold: newFold()} }
+
+func (b *syncBatch) empty() bool { return b.changes == 0 && b.ackLSN == 0 }
+
+// apply consumes events until the channel closes or ctx ends, then flushes.
+func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
+	b := newSyncBatch()
+	inTx := false
+	var txTime time.Time
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	src := transform.RecordSource{DB: dbName(s.cfg.SourceURL)}
+	finish := func() error {
+		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return s.flush(fctx, b)
+	}
+	for {
+		var ev extract.Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return finish()
+		case <-linger.C:
+			if err := s.flushIfAllowed(ctx, &b, true); err != nil {
+				return err
+			}
+			continue
+		case ev, ok = <-events:
+			if !ok {
+				return finish()
+			}
+		}
+		switch ev.Kind {
+		case extract.EventBegin:
+			inTx, txTime = true, ev.Time
+		case extract.EventCommit:
+			inTx = false
+			b.ackLSN, b.commitLSN, b.commitTime = ev.EndLSN, ev.CommitLSN, ev.Time
+			s.noteServerEnd(ev.EndLSN)
+		case extract.EventKeepalive, extract.EventMessage:
+			if ev.Kind == extract.EventKeepalive {
+				s.noteServerEnd(ev.EndLSN)
+			}
+			if !inTx && b.empty() && ev.EndLSN > s.stream.Acked() {
+				// Nothing of ours is in flight: the slot may move to the server's
+				// WAL end, so an idle (or elsewhere busy) source retains no WAL.
+				s.stream.Ack(ev.EndLSN)
+			}
+		case extract.EventChange:
+			ch := ev.Change
+			if !s.cp.Pos.Less(ch.Pos) {
+				continue // already durable (a replay after a restart)
+			}
+			if ch.Op == extract.OpTruncate {
+				if err := s.flush(ctx, b); err != nil {
+					return err
+				}
+				b = newSyncBatch()
+				if err := s.truncate(ctx, ch, src); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.addChange(ctx, b, ch, src, txTime); err != nil {
+				return err
+			}
+			if b.changes == 1 {
+				linger.Reset(s.cfg.Linger)
+			}
+		}
+		full := b.changes >= s.cfg.BatchChanges
+		idle := len(events) == 0 && !inTx && !b.empty()
+		if full || idle {
+			if err := s.flushIfAllowed(ctx, &b, full); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// flushIfAllowed flushes unless the batch has not yet replayed past the
+// intent of a crashed run (then the fold could write an item state older than
+// one that run already wrote).
+func (s *syncer) flushIfAllowed(ctx context.Context, b **syncBatch, force bool) error {
+	if s.intent != (extract.Position{}) && (*b).maxPos.Less(s.intent) && !(force && (*b).changes >= 4*s.cfg.BatchChanges) {
+		return nil
+	}
+	if err := s.flush(ctx, *b); err != nil {
+		return err
+	}
+	*b = newSyncBatch()
+	s.intent = extract.Position{}
+	return nil
+}
+
+func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change, src transform.RecordSource, txTime time.Time) error {
+	tp := s.tables[ch.Table.QualifiedName()]
+	if tp == nil {
+		return nil
+	}
+	if err := b.fold.add(ctx, ch, tp, func(tp *transform.TablePlan, key transform.Item) (transform.Item, error) {
+		return s.getItem(ctx, tp.Target, key)
+	}); err != nil {
+		return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+	}
+	if tp.Stream != "" {
+		pk, data, err := tp.Record(ch, src, time.Now())
+		if err != nil {
+			return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+		}
+		b.records = append(b.records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: ch.Pos.Version()})
+	}
+	if b.changes == 0 {
+		b.first, b.oldest = time.Now(), txTime
+		s.pendingSince.CompareAndSwap(0, txTime.UnixNano())
+	}
+	b.changes++
+	b.maxPos = ch.Pos
+	return nil
+}
+
+// flush makes the batch durable in both targets, then checkpoints, then
+// acknowledges the slot — in that order (acknowledge last).
+func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
+	if b.empty() {
+		return nil
+	}
+	cp := s.cp
+	if b.changes == 0 {
+		// Only commits of transactions that touched nothing mapped: acknowledge
+		// without a checkpoint write (the stored one stays valid, just older).
+		if b.ackLSN > cp.LSN {
+			s.cp.LSN = b.ackLSN
+			s.stream.Ack(b.ackLSN)
+		}
+		return nil
+	}
+	{
+		cp.Intent = b.maxPos
+		if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
+			return err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			_, err := b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
+			return err
+		})
+		if len(b.records) > 0 {
+			g.Go(func() error {
+				fails, err := s.cfg.Kinesis.Put(gctx, b.records)
+				if err != nil {
+					return err
+				}
+				if len(fails) > 0 {
+					return fmt.Errorf("Kinesis rejected the event at %s: %w", fails[0].Rec.Ref, fails[0].Err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("apply batch ending at %s: %w", b.maxPos.LSN, err)
+		}
+		cp.Pos = b.maxPos
+		cp.Changes += int64(b.changes)
+	}
+	if b.ackLSN > cp.LSN {
+		cp.LSN = b.ackLSN
+		cp.CommitTime = b.commitTime
+	}
+	cp.Intent = extract.Position{}
+	cp.Updated = time.Now().UTC()
+	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
+		return err
+	}
+	s.cp = cp
+	s.stream.Ack(cp.LSN)
+	s.pendingSince.Store(0)
+	s.mu.Lock()
+	s.status.Changes += int64(b.changes)
+	s.status.Acked = cp.LSN
+	if b.commitLSN != 0 {
+		s.status.LastCommitLSN, s.status.LastCommit = b.commitLSN, b.commitTime
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *syncer) noteServerEnd(lsn extract.LSN) {
+	for {
+		cur := s.serverEnd.Load()
+		if uint64(lsn) <= cur || s.serverEnd.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+// getItem reads an item consistently (nil when absent).
+func (s *syncer) getItem(ctx context.Context, table string, key transform.Item) (transform.Item, error) {
+	out, err := s.cfg.DynamoClient.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read item of %s: %w", table, err)
+	}
+	return out.Item, nil
+}
+
+var rereadMu sync.Mutex
+
+// reread writes an item from the source's current row, for a partial update
+// whose item is missing. Its version is the WAL position read before the row
+// in the same snapshot, so the stream's older changes are rejected and newer
+// ones apply.
+func (s *syncer) reread(ctx context.Context, iw *itemWrite) error {
+	rereadMu.Lock()
+	defer rereadMu.Unlock()
+	conn, err := extract.Connect(ctx, s.cfg.SourceURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	row, lsn, found, err := extract.ReadByKey(ctx, conn, iw.tp.Source, iw.row)
+	if err != nil {
+		return err
+	}
+	version := extract.Position{LSN: lsn}.Version()
+	if !found {
+		_, err := s.cfg.Dynamo.DeleteIfNotNewer(ctx, iw.tp.Target, iw.key, version)
+		return err
+	}
+	item, _, err := iw.tp.Item(row, extract.Position{LSN: lsn})
+	if err != nil {
+		return err
+	}
+	s.log.Warn("partial update for a missing item: rewrote it from the source", "table", iw.tp.Source.QualifiedName(), "key", iw.keyText)
+	_, err = s.cfg.Dynamo.PutIfNewer(ctx, iw.tp.Target, item, version)
+	return err
+}
+
+// truncate applies a TRUNCATE according to the policy and publishes a "t" event.
+func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform.RecordSource) error {
+	tp := s.tables[ch.Table.QualifiedName()]
+	if tp == nil {
+		return nil
+	}
+	name := tp.Source.QualifiedName()
+	switch s.cfg.Truncate {
+	case TruncateFail:
+		return fmt.Errorf("TRUNCATE of %s at %s and --truncate=fail: stopping before applying it", name, ch.Pos.LSN)
+	case TruncateApply:
+		n, err := s.deleteTable(ctx, tp, ch.Pos.Version())
+		if err != nil {
+			return fmt.Errorf("apply TRUNCATE of %s: %w", name, err)
+		}
+		s.log.Info("applied TRUNCATE", "table", name, "lsn", ch.Pos.LSN, "items_deleted", n)
+	case TruncateSkip:
+		s.log.Warn("TRUNCATE not applied (--truncate=skip): items stay", "table", name, "lsn", ch.Pos.LSN)
+	}
+	if tp.Stream != "" {
+		pk, data, err := tp.Record(ch, src, time.Now())
+		if err != nil {
+			return err
+		}
+		if fails, err := s.cfg.Kinesis.Put(ctx, []load.Record{{Stream: tp.Stream, PartitionKey: pk, Data: data}}); err != nil || len(fails) > 0 {
+			return fmt.Errorf("publish TRUNCATE of %s: %v %v", name, err, fails)
+		}
+	}
+	cp := s.cp
+	cp.Pos = ch.Pos
+	cp.Updated = time.Now().UTC()
+	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
+		return err
+	}
+	s.cp = cp
+	return nil
+}
+
+// deleteTable removes every item of the source table (by _table) from its
+// target, each conditional on the truncate's version.
+func (s *syncer) deleteTable(ctx context.Context, tp *transform.TablePlan, version string) (int64, error) {
+	const segments = 4
+	keyNames := []string{tp.PK.Name}
+	if tp.SK != nil {
+		keyNames = append(keyNames, tp.SK.Name)
+	}
+	var total int64
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for seg := int32(0); seg < segments; seg++ {
+		g.Go(func() error {
+			p := dynamodb.NewScanPaginator(s.cfg.DynamoClient, &dynamodb.ScanInput{
+				TableName: aws.String(tp.Target), Segment: aws.Int32(seg), TotalSegments: aws.Int32(segments),
+				FilterExpression:          aws.String("#t = :t"),
+				ExpressionAttributeNames:  map[string]string{"#t": transform.AttrTable},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberS{Value: tp.Source.Name}},
+				ConsistentRead:            aws.Bool(true),
+			})
+			for p.HasMorePages() {
+				page, err := p.NextPage(gctx)
+				if err != nil {
+					return err
+				}
+				for _, it := range page.Items {
+					key := transform.Item{}
+					for _, k := range keyNames {
+						key[k] = it[k]
+					}
+					if _, err := s.cfg.Dynamo.DeleteIfNotNewer(gctx, tp.Target, key, version); err != nil {
+						return err
+					}
+					mu.Lock()
+					total++
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	return total, g.Wait()
+}
+
+// monitor reports status, writes heartbeats and watches the slot's health.
+func (s *syncer) monitor(ctx context.Context, conn *pgx.Conn) error {
+	status := time.NewTicker(s.cfg.StatusEvery)
+	defer status.Stop()
+	hbEvery := s.cfg.Heartbeat
+	if hbEvery < 0 {
+		hbEvery = time.Hour
+	}
+	heartbeat := time.NewTicker(hbEvery)
+	defer heartbeat.Stop()
+	slotCheck := time.NewTicker(15 * time.Second)
+	defer slotCheck.Stop()
+	var lastChanges int64
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-heartbeat.C:
+			if s.cfg.Heartbeat > 0 {
+				if err := extract.EmitHeartbeat(ctx, conn); err != nil && ctx.Err() == nil {
+					s.log.Warn("heartbeat failed", "err", err)
+				}
+			}
+		case <-slotCheck.C:
+			info, ok, err := extract.LookupSlot(ctx, conn, s.cfg.Slot)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("slot check failed", "err", err)
+				continue
+			}
+			if !ok {
+				return s.explainSlot(fmt.Errorf("slot %s: %w", s.cfg.Slot, extract.ErrSlotMissing))
+			}
+			if info.WALStatus == "lost" {
+				return s.explainSlot(fmt.Errorf("slot %s: %w", s.cfg.Slot, extract.ErrSlotInvalidated))
+			}
+			s.mu.Lock()
+			s.status.RetainedWAL = info.RetainedBytes
+			s.mu.Unlock()
+			if info.RetainedBytes > s.cfg.WALBudget {
+				s.log.Warn("retained WAL above budget: sync is falling behind or stuck", "slot", s.cfg.Slot,
+					"retained_bytes", info.RetainedBytes, "budget_bytes", s.cfg.WALBudget, "wal_status", info.WALStatus)
+			}
+		case now := <-status.C:
+			st := s.Status()
+			st.ChangesPerSec = float64(st.Changes-lastChanges) / now.Sub(last).Seconds()
+			lastChanges, last = st.Changes, now
+			if s.cfg.Status != nil {
+				s.cfg.Status(st)
+			}
+		}
+	}
+}
+
+// Status returns the current status.
+func (s *syncer) Status() SyncStatus {
+	s.mu.Lock()
+	st := s.status
+	s.mu.Unlock()
+	if s.stream != nil {
+		st.Acked = s.stream.Acked()
+	}
+	end := extract.LSN(s.serverEnd.Load())
+	if end > st.Acked {
+		st.LagBytes = int64(end - st.Acked)
+	}
+	if p := s.pendingSince.Load(); p != 0 {
+		st.LagSeconds = time.Since(time.Unix(0, p)).Seconds()
+	}
+	return st
+}
+
+func dbName(url string) string {
+	cfg, err := extract.ConnConfig(url)
+	if err != nil {
+		return ""
+	}
+	return cfg.Database
+}
