@@ -48,7 +48,7 @@ func (e *backfillEnv) args(extra ...string) []string {
 
 // checkExact asserts that DynamoDB holds exactly one item per source row, each
 // equal to the source row passed through the mapping, and returns the items.
-func (e *backfillEnv) checkExact(ctx context.Context, t *testing.T) {
+func (e *backfillEnv) checkExact(ctx context.Context, t *testing.T, wantRows int) {
 	t.Helper()
 	c, err := loadPlan(ctx, e.db, e.mapping)
 	if err != nil {
@@ -89,8 +89,8 @@ func (e *backfillEnv) checkExact(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows != pagilaRows {
-		t.Errorf("source rows = %d, want %d", rows, pagilaRows)
+	if wantRows > 0 && rows != wantRows {
+		t.Errorf("source rows = %d, want %d", rows, wantRows)
 	}
 	for id := range actual {
 		t.Errorf("extra item in DynamoDB: %q", id)
@@ -110,7 +110,7 @@ func TestBackfillPagilaExact(t *testing.T) {
 	if !strings.Contains(out, "total") {
 		t.Errorf("no summary in output:\n%s", out)
 	}
-	e.checkExact(ctx, t)
+	e.checkExact(ctx, t, pagilaRows)
 
 	// One "r" event per row on the stream, each for a distinct key.
 	events, err := testkit.ReadStream(ctx, e.st.KinesisClient(), e.stream)
@@ -217,7 +217,7 @@ func TestBackfillKill9Resumes(t *testing.T) {
 	if containsRowsRead(out, pagilaRows) {
 		t.Errorf("resumed run re-read every row:\n%s", out)
 	}
-	e.checkExact(ctx, t)
+	e.checkExact(ctx, t, pagilaRows)
 }
 
 func isNotFound(err error) bool {

@@ -31,6 +31,7 @@ Commands:
   sync       stream every change (CDC) into DynamoDB and Kinesis, exactly once in
              effect; runs the backfill first if none has completed
   status     the slot, the stored checkpoint and per-table counts
+  verify     compare source and targets (--stream, --repair); exit 1 on differences
   teardown   drop ferry's replication slot and run state (--targets: also the
              DynamoDB tables and Kinesis streams)
   workload   run DVD-store traffic against a Pagila database (for demos and tests)
@@ -78,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSync(ctx, args[1:], stdout)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout)
+	case "verify":
+		err = cmdVerify(ctx, args[1:], stdout)
 	case "teardown":
 		err = cmdTeardown(ctx, args[1:], stdout)
 	case "workload":

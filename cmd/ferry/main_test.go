@@ -37,7 +37,9 @@ func testMain(m *testing.M) int {
 		}
 	}
 	for _, e := range os.Environ() {
-		if strings.HasPrefix(e, "FERRY_") {
+		// FERRY_* variables would act as flags of the CLI under test; keep the
+		// stack location and the tests' own knobs.
+		if strings.HasPrefix(e, "FERRY_") && !strings.HasPrefix(e, "FERRY_STACK_DIR=") && !strings.HasPrefix(e, "FERRY_TEST_") {
 			k, _, _ := strings.Cut(e, "=")
 			os.Unsetenv(k)
 		}

@@ -133,11 +133,22 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 		return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
 	}
 	if tp.Stream != "" {
-		pk, data, err := tp.Record(ch, src, time.Now())
-		if err != nil {
-			return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+		events := []*extract.Change{ch}
+		if ch.Op == extract.OpUpdate && primaryKeyChanged(tp, ch) {
+			// Like Debezium: a key change is a delete of the old key and a
+			// create of the new one, each in its own key's order.
+			del, cre := *ch, *ch
+			del.Op, del.After = extract.OpDelete, nil
+			cre.Op, cre.Before = extract.OpCreate, nil
+			events = []*extract.Change{&del, &cre}
 		}
-		b.records = append(b.records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: ch.Pos.Version()})
+		for _, ev := range events {
+			pk, data, err := tp.Record(ev, src, time.Now())
+			if err != nil {
+				return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+			}
+			b.records = append(b.records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: ch.Pos.Version()})
+		}
 	}
 	if b.changes == 0 {
 		b.first, b.oldest = time.Now(), txTime
@@ -221,4 +232,22 @@ func (s *syncer) noteServerEnd(lsn extract.LSN) {
 			return
 		}
 	}
+}
+
+// primaryKeyChanged reports whether an update changed the source primary key
+// (the old key tuple is only sent when it did).
+func primaryKeyChanged(tp *transform.TablePlan, ch *extract.Change) bool {
+	if ch.Before == nil {
+		return false
+	}
+	for _, i := range tp.Source.PK {
+		b, a := ch.Before[i], ch.After[i]
+		if b.Unchanged || a.Unchanged {
+			continue
+		}
+		if b.Null != a.Null || b.Text != a.Text {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/verify"
+)
+
+// errDifferences is returned (exit 1) when verify found rows that disagree.
+var errDifferences = errors.New("verify: the source and the targets differ (see the report)")
+
+func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("verify --source URL --mapping FILE [--tables t1,t2] [--format text|json|markdown|html] [--out FILE] [--stream] [--repair]",
+		"Reads the source inside one snapshot, passes every row through the mapping and compares the result\n"+
+			"with the DynamoDB items (and, with --stream, with the Kinesis stream folded per row). Key ranges\n"+
+			"are compared by digest first, so rows are read once when both sides agree. While `ferry sync` runs,\n"+
+			"rows that differ are re-checked after its checkpoint passes them; rows that keep changing are\n"+
+			"reported as in flight. --repair rewrites the differing items from the source (version-guarded, safe\n"+
+			"while sync runs) and re-verifies them.\n\n"+
+			"Exit codes: 0 consistent (or every difference repaired), 1 differences, 2 could not check.", stdout)
+	source := fs.String("source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
+	mapping := fs.String("mapping", "", "mapping file (YAML)")
+	tables := fs.String("tables", "", "comma-separated subset of mapped tables to check (default: all)")
+	format := fs.String("format", "text", "report format: text, json, markdown or html")
+	out := fs.String("out", "", "write the report to this file (default: standard output)")
+	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions")
+	repair := fs.Bool("repair", false, "rewrite the items that differ from the source, then re-verify them")
+	slot := fs.String("slot", "ferry", "sync's replication slot (its checkpoint tells whether sync is running)")
+	control := fs.String("control-table", "ferry_control", "DynamoDB table holding ferry's run state and checkpoints")
+	rechecks := fs.Int("rechecks", 3, "re-checks of a differing row before it is reported as in flight")
+	wait := fs.Duration("wait", 30*time.Second, "bound of each wait for sync's checkpoint")
+	segments := fs.Int("segments", 4, "parallel DynamoDB Scan segments")
+	workers := fs.Int("workers", 2, "snapshot connections reading the source")
+	maxFindings := fs.Int("max-findings", 1000, "findings listed per table or stream (counts are always exact)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	for _, f := range [][2]string{{"source", *source}, {"mapping", *mapping}} {
+		if err := requireFlag(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	if !slices.Contains(verify.Formats, *format) {
+		return usagef("--format must be one of %s, not %q", strings.Join(verify.Formats, ", "), *format)
+	}
+	if *rechecks < 1 || *segments < 1 || *workers < 1 || *maxFindings < 1 {
+		return usagef("--rechecks, --segments, --workers and --max-findings must be at least 1")
+	}
+	c, err := loadPlan(ctx, *source, *mapping)
+	if err != nil {
+		return err
+	}
+	var only []string
+	if *tables != "" {
+		only = strings.Split(*tables, ",")
+		if _, err := c.plan.Restrict(only); err != nil {
+			return usageError{err}
+		}
+	}
+	ddb, kin, err := awsClients(ctx)
+	if err != nil {
+		return err
+	}
+	ctl := load.NewControlStore(ddb, *control)
+	cfg := verify.Config{
+		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
+		Slot: *slot, Rechecks: *rechecks, Wait: *wait, Segments: *segments, Workers: *workers, MaxFindings: *maxFindings,
+		Logger: slog.Default(),
+		Checkpoint: func(ctx context.Context) (extract.LSN, bool, error) {
+			cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot)
+			var rnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) { // no control table: sync never ran
+				return 0, false, nil
+			}
+			return cp.LSN, ok, err
+		},
+	}
+	rep, err := verify.Run(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("verify interrupted")
+		}
+		return usageError{fmt.Errorf("verify could not check: %w", err)}
+	}
+	rep.Source = describeSource(*source)
+	rep.Mapping = *mapping
+	var buf bytes.Buffer
+	if err := rep.Write(&buf, *format); err != nil {
+		return err
+	}
+	if *out == "" {
+		if _, err := stdout.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	} else {
+		if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+			return usagef("write %s: %v", *out, err)
+		}
+		fmt.Fprintf(stdout, "verify: %s; report written to %s\n", rep.Verdict, *out)
+	}
+	switch rep.ExitCode() {
+	case 1:
+		return errDifferences
+	case 2:
+		return usageError{errors.New("verify: some tables or streams could not be checked (see the report)")}
+	}
+	return nil
+}
+
+// describeSource names the source without its password.
+func describeSource(url string) string {
+	cfg, err := extract.ConnConfig(url)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return extract.Describe(cfg)
+}

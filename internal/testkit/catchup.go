@@ -1,0 +1,139 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
+	"github.com/ferry-migrate/ferry/verify"
+)
+
+// WaitCaughtUp writes a transactional logical message to the source and waits
+// (bounded) until the slot has been acknowledged past it: every change
+// committed before the call is then durable in DynamoDB and Kinesis.
+func WaitCaughtUp(ctx context.Context, db, slot string, limit time.Duration) error {
+	conn, err := extract.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	var target string
+	if err := conn.QueryRow(ctx, "SELECT pg_logical_emit_message(true, 'ferry_test', 'catch-up')::text").Scan(&target); err != nil {
+		return err
+	}
+	want, err := extract.ParseLSN(target)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		info, ok, err := extract.LookupSlot(ctx, conn, slot)
+		if err != nil {
+			return err
+		}
+		if ok && info.ConfirmedFlushLSN > want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("slot %s confirmed %s, not past %s after %s", slot, info.ConfirmedFlushLSN, want, limit)
+		}
+		select { // bounded poll of the server's view of the slot
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// FoldStream folds events per partition key in stream order: r/c set the
+// row, u merges the columns it carries (unchanged TOAST values are absent),
+// d removes it, t removes every row of its table. Events whose position is
+// not after the key's last applied one are duplicates (a replay) and skipped.
+func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, duplicates, inversions int) {
+	state = map[string]map[string]json.RawMessage{}
+	table := map[string]string{}
+	last := map[string]extract.Position{}
+	for _, ev := range events {
+		lsn, _ := extract.ParseLSN(ev.Source.LSN)
+		pos := extract.Position{LSN: lsn, Seq: ev.Source.Seq}
+		if ev.Op == "t" {
+			for k, t := range table {
+				if t == ev.Source.Table {
+					delete(state, k)
+				}
+			}
+			continue
+		}
+		if prev, ok := last[ev.PartitionKey]; ok && !prev.Less(pos) {
+			if prev == pos {
+				duplicates++
+			} else {
+				inversions++
+			}
+			continue
+		}
+		last[ev.PartitionKey] = pos
+		table[ev.PartitionKey] = ev.Source.Table
+		switch ev.Op {
+		case "r", "c":
+			state[ev.PartitionKey] = ev.After
+		case "u":
+			merged := map[string]json.RawMessage{}
+			for k, v := range state[ev.PartitionKey] {
+				merged[k] = v
+			}
+			for k, v := range ev.After {
+				merged[k] = v
+			}
+			state[ev.PartitionKey] = merged
+		case "d":
+			delete(state, ev.PartitionKey)
+		}
+	}
+	return state, duplicates, inversions
+}
+
+// CompareStream compares the folded stream with the source rows passed
+// through the mapping and returns one line per difference.
+func CompareStream(ctx context.Context, db string, plan *transform.Plan, state map[string]map[string]json.RawMessage) ([]string, error) {
+	var diffs []string
+	seen := map[string]bool{}
+	err := verify.SourceItems(ctx, db, plan, func(tp *transform.TablePlan, _ string, row extract.Row, _ transform.Item) error {
+		if tp.Stream == "" {
+			return nil
+		}
+		ch := &extract.Change{Table: tp.Source, Op: extract.OpRead, After: row}
+		pk, data, err := tp.Record(ch, transform.RecordSource{}, time.Time{})
+		if err != nil {
+			return err
+		}
+		var want struct {
+			After map[string]json.RawMessage `json:"after"`
+		}
+		if err := json.Unmarshal(data, &want); err != nil {
+			return err
+		}
+		seen[pk] = true
+		got, ok := state[pk]
+		if !ok {
+			diffs = append(diffs, pk+": missing from the stream")
+			return nil
+		}
+		for col, v := range want.After {
+			if !bytes.Equal(got[col], v) {
+				diffs = append(diffs, fmt.Sprintf("%s.%s: source %s, stream %s", pk, col, v, got[col]))
+			}
+		}
+		return nil
+	})
+	for pk := range state {
+		if !seen[pk] {
+			diffs = append(diffs, pk+": in the stream, not in the source")
+		}
+	}
+	return diffs, err
+}
