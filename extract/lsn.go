@@ -62,7 +62,13 @@ func (p Position) Version() string {
 	if p.LSN == 0 {
 		return strconv.FormatUint(uint64(p.Seq), 10)
 	}
-	return fmt.Sprintf("%d%08d", uint64(p.LSN), p.Seq)
+	var buf [32]byte
+	b := strconv.AppendUint(buf[:0], uint64(p.LSN), 10)
+	seq := strconv.AppendUint(buf[24:24], uint64(p.Seq), 10)
+	for i := len(seq); i < SeqDigits; i++ {
+		b = append(b, '0')
+	}
+	return string(append(b, seq...))
 }
 
 // ParseVersion is the inverse of Position.Version.

@@ -38,6 +38,13 @@ func newBackfillEnv(t *testing.T) *backfillEnv {
 	e := &backfillEnv{st: st, db: st.TestDatabase(t), target: testkit.Name("pagila_"), stream: testkit.Name("pagila-"),
 		slot: testkit.Name("ferry_"), control: testkit.Name("ctl_")}
 	e.mapping = testkit.PagilaMapping(t, e.target, e.stream)
+	t.Cleanup(func() { // keep the in-memory emulators small across the suite
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = deleteTable(ctx, st.DynamoClient(), e.target)
+		_ = deleteTable(ctx, st.DynamoClient(), e.control)
+		_ = deleteStream(ctx, st.KinesisClient(), e.stream)
+	})
 	return e
 }
 
