@@ -16,13 +16,10 @@ up:
 down:
 	$(GO) run ./internal/stack/cmd/stack down
 
-# The main job on the local stack: plan, then a fresh backfill of Pagila into
-# DynamoDB + Kinesis, then the summary.
+# The main job on the local stack: plan, a fresh backfill of Pagila into
+# DynamoDB + Kinesis, sync while a DVD-store workload runs, status, verify.
 demo: build up
-	@. ./.local/env && set -e && \
-	echo "== ferry plan" && $(BIN) plan --source "$$FERRY_SOURCE" --mapping $(MAPPING) && \
-	echo "== ferry teardown (start the demo from scratch)" && $(BIN) teardown --source "$$FERRY_SOURCE" --mapping $(MAPPING) --targets && \
-	echo "== ferry backfill" && $(BIN) backfill --source "$$FERRY_SOURCE" --mapping $(MAPPING)
+	./internal/demo/demo.sh
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -167,6 +167,7 @@ func (r *Report) Finish() {
 	verdicts := []string{}
 	for i := range r.Tables {
 		t := &r.Tables[i]
+		SortFindings(t.Findings)
 		t.Verdict = tableVerdict(t)
 		verdicts = append(verdicts, t.Verdict)
 		r.Totals.SourceRows += t.SourceRows
@@ -180,6 +181,7 @@ func (r *Report) Finish() {
 	}
 	for i := range r.Streams {
 		s := &r.Streams[i]
+		SortFindings(s.Findings)
 		switch {
 		case s.Error != "":
 			s.Verdict = VerdictError

@@ -26,6 +26,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			"(a parallel Scan with Select=COUNT: it reads the whole table).", stdout)
 	cf := addCommonFlags(fs)
 	counts := fs.Bool("counts", true, "count source rows and DynamoDB items per table")
+	wait := fs.Duration("wait-caught-up", 0, "first wait (at most this long) until sync has applied every change committed before now: the moment to cut over")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -35,6 +36,13 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	c, err := loadPlan(ctx, cf.source, cf.mapping)
 	if err != nil {
 		return err
+	}
+	if *wait > 0 {
+		start := time.Now()
+		if err := pipeline.WaitCaughtUp(ctx, cf.source, cf.slot, *wait); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "caught up: every change committed before the call is applied (waited %s)\n", time.Since(start).Round(time.Millisecond))
 	}
 	conn, err := extract.Connect(ctx, cf.source)
 	if err != nil {

@@ -54,6 +54,20 @@ func (s *Stack) DropDatabase(ctx context.Context, name string) error {
 	case TemplateDB, DemoDB, "postgres", "template0", "template1":
 		return fmt.Errorf("stack: refusing to drop %s", name)
 	}
+	return s.dropDatabase(ctx, name)
+}
+
+// ResetDemo gives the demo database (pagila) back its pristine Pagila content:
+// it ends its sessions, drops its replication slots and clones it again from
+// the template, so that `make demo` starts from the same data every time.
+func (s *Stack) ResetDemo(ctx context.Context) error {
+	if err := s.dropDatabase(ctx, DemoDB); err != nil {
+		return err
+	}
+	return pgExec(ctx, s.adminURL(), fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", DemoDB, TemplateDB))
+}
+
+func (s *Stack) dropDatabase(ctx context.Context, name string) error {
 	if !dbName.MatchString(name) {
 		return fmt.Errorf("stack: database name %q: want [a-z_][a-z0-9_]*, at most 63 bytes", name)
 	}

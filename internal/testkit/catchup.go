@@ -8,45 +8,15 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/transform"
 	"github.com/ferry-migrate/ferry/verify"
 )
 
-// WaitCaughtUp writes a transactional logical message to the source and waits
-// (bounded) until the slot has been acknowledged past it: every change
-// committed before the call is then durable in DynamoDB and Kinesis.
+// WaitCaughtUp waits until sync has applied every change committed before
+// the call (see pipeline.WaitCaughtUp).
 func WaitCaughtUp(ctx context.Context, db, slot string, limit time.Duration) error {
-	conn, err := extract.Connect(ctx, db)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	var target string
-	if err := conn.QueryRow(ctx, "SELECT pg_logical_emit_message(true, 'ferry_test', 'catch-up')::text").Scan(&target); err != nil {
-		return err
-	}
-	want, err := extract.ParseLSN(target)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(limit)
-	for {
-		info, ok, err := extract.LookupSlot(ctx, conn, slot)
-		if err != nil {
-			return err
-		}
-		if ok && info.ConfirmedFlushLSN > want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("slot %s confirmed %s, not past %s after %s", slot, info.ConfirmedFlushLSN, want, limit)
-		}
-		select { // bounded poll of the server's view of the slot
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return pipeline.WaitCaughtUp(ctx, db, slot, limit)
 }
 
 // FoldStream folds events per partition key in stream order: r/c set the

@@ -4,6 +4,7 @@
 //	stack up     start the stack (or reuse it) and write <stack dir>/env
 //	stack down   stop the processes `stack up` started
 //	stack env    print the env file's lines for a running stack
+//	stack reset-demo  give the demo database (pagila) its pristine content again
 //
 // The stack directory is $FERRY_STACK_DIR, else <repo root>/.local.
 package main
@@ -40,6 +41,8 @@ func main() {
 		err = down(ctx)
 	case "env":
 		err = env(ctx)
+	case "reset-demo":
+		err = resetDemo(ctx)
 	default:
 		usage()
 	}
@@ -50,7 +53,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: stack up|down|env")
+	fmt.Fprintln(os.Stderr, "usage: stack up|down|env|reset-demo")
 	os.Exit(2)
 }
 
@@ -116,4 +119,20 @@ func shortPath(p string) string {
 		return p
 	}
 	return rel
+}
+
+func resetDemo(ctx context.Context) error {
+	dir, err := stack.Dir()
+	if err != nil {
+		return err
+	}
+	s, err := stack.Up(ctx, dir)
+	if err != nil {
+		return err
+	}
+	if err := s.ResetDemo(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("demo database %s reset to pristine Pagila\n", stack.DemoDB)
+	return nil
 }
