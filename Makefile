@@ -22,7 +22,7 @@ demo: build up
 	./internal/demo/demo.sh
 
 fmt:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
@@ -30,6 +30,14 @@ vet:
 # All tests, integration tests included (they start/reuse the local stack).
 test: fmt vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Benchmarks against the limits measured in the same run (see BENCHMARKS.md):
+# a local stack of its own in .local/bench, Pagila scaled FACTOR times.
+# Never part of `make test`.
+FACTOR ?= 10
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./internal/bench/cmd/bench -factor $(FACTOR) -ferry $(BIN) -out BENCHMARKS.md $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,7 +25,7 @@ type Event struct {
 	Kind      EventKind
 	Change    *Change // EventChange
 	CommitLSN LSN     // Begin, Change, Commit: the transaction's commit LSN
-	EndLSN    LSN     // Commit: end of the commit record (what the slot is acknowledged to); Keepalive: server WAL end
+	EndLSN    LSN     // Commit: end of the commit record (what the slot is acknowledged to); Keepalive: server WAL end; non-transactional Message: its LSN
 	TxID      uint32
 	Time      time.Time // commit time
 	Prefix    string    // EventMessage: the message prefix
@@ -56,7 +57,7 @@ func NewDecoder(tables map[string]*Table) *Decoder {
 // Decode decodes one pgoutput message. It returns zero or more events (a
 // TRUNCATE of several tables yields one per table).
 func (d *Decoder) Decode(data []byte) ([]Event, error) {
-	msg, err := pglogrepl.Parse(data)
+	msg, err := parseMessage(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode pgoutput message: %w", err)
 	}
@@ -94,9 +95,31 @@ func (d *Decoder) Decode(data []byte) ([]Event, error) {
 		}
 		return out, nil
 	case *pglogrepl.LogicalDecodingMessage:
-		return []Event{{Kind: EventMessage, Prefix: m.Prefix, CommitLSN: LSN(m.LSN)}}, nil
+		ev := Event{Kind: EventMessage, Prefix: m.Prefix, CommitLSN: d.lsn}
+		if !m.Transactional {
+			// A heartbeat outside any transaction: the position it was written
+			// at may be acknowledged once nothing before it is in flight.
+			ev.EndLSN = LSN(m.LSN)
+		}
+		return []Event{ev}, nil
 	}
 	return nil, nil // type and origin messages carry nothing ferry needs
+}
+
+// parseMessage is pglogrepl.Parse made safe for malformed input: the library
+// indexes into the message without checking its length (an empty message
+// panics), and a replication stream must fail with an error naming the
+// position, not crash (found by FuzzDecode).
+func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty message")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed %q message (%d bytes): %v", data[0], len(data), r)
+		}
+	}()
+	return pglogrepl.Parse(data)
 }
 
 func (d *Decoder) relation(m *pglogrepl.RelationMessage) {

@@ -18,6 +18,11 @@ import (
 var (
 	ErrSlotMissing     = errors.New("replication slot does not exist")
 	ErrSlotInvalidated = errors.New("replication slot has been invalidated")
+	// ErrSlotInUse means another process streams from the slot.
+	ErrSlotInUse = errors.New("replication slot is in use by another process")
+	// ErrDecode marks a replication message that could not be decoded:
+	// reading it again would fail the same way.
+	ErrDecode = errors.New("undecodable replication message")
 )
 
 // StreamConfig configures a replication stream.
@@ -80,6 +85,8 @@ func classifySlotError(slot string, err error) error {
 			return fmt.Errorf("start replication on slot %s: %w (%s)", slot, ErrSlotMissing, pgErr.Message)
 		case strings.Contains(pgErr.Message, "invalidated") || strings.Contains(pgErr.Message, "has been removed"):
 			return fmt.Errorf("start replication on slot %s: %w (%s)", slot, ErrSlotInvalidated, pgErr.Message)
+		case pgErr.Code == "55006": // object_in_use: "replication slot ... is active for PID ..."
+			return fmt.Errorf("start replication on slot %s: %w (%w)", slot, ErrSlotInUse, pgErr)
 		}
 	}
 	return fmt.Errorf("start replication on slot %s: %w", slot, err)
@@ -147,7 +154,7 @@ func (s *ReplicationStream) copyData(ctx context.Context, data []byte) ([]Event,
 	case pglogrepl.PrimaryKeepaliveMessageByteID:
 		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("parse keepalive: %w", err)
+			return nil, fmt.Errorf("%w: parse keepalive: %w", ErrDecode, err)
 		}
 		if ka.ReplyRequested {
 			if err := s.maybeSendStatus(ctx, true); err != nil {
@@ -158,9 +165,13 @@ func (s *ReplicationStream) copyData(ctx context.Context, data []byte) ([]Event,
 	case pglogrepl.XLogDataByteID:
 		xld, err := pglogrepl.ParseXLogData(data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("parse xlog data: %w", err)
+			return nil, fmt.Errorf("%w: parse xlog data: %w", ErrDecode, err)
 		}
-		return s.dec.Decode(xld.WALData)
+		evs, err := s.dec.Decode(xld.WALData)
+		if err != nil {
+			return nil, fmt.Errorf("%w at %s: %w", ErrDecode, LSN(xld.WALStart), err)
+		}
+		return evs, nil
 	}
 	return nil, nil
 }

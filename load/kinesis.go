@@ -126,8 +126,8 @@ type KinesisWriter struct {
 	api kinesisAPI
 	cfg KinesisConfig
 
-	put, retries, batches atomic.Int64
-	batchSeq              atomic.Int64
+	putCount, retries, batches atomic.Int64
+	batchSeq                   atomic.Int64
 }
 
 // NewKinesisWriter returns a writer using client; zero config fields take
@@ -142,7 +142,7 @@ func newKinesisWriter(api kinesisAPI, cfg KinesisConfig) *KinesisWriter {
 
 // Stats returns the counters so far.
 func (w *KinesisWriter) Stats() KinesisStats {
-	return KinesisStats{Put: w.put.Load(), Retries: w.retries.Load(), Batches: w.batches.Load()}
+	return KinesisStats{Put: w.putCount.Load(), Retries: w.retries.Load(), Batches: w.batches.Load()}
 }
 
 type batchDone struct {
@@ -164,6 +164,22 @@ type batchDone struct {
 // the records not yet acknowledged may or may not have been put. It is safe
 // for concurrent use; concurrent calls do not order against each other.
 func (w *KinesisWriter) Put(ctx context.Context, recs []Record) ([]RecordFailure, error) {
+	return w.put(ctx, recs, nil)
+}
+
+// PutAcked is Put that also sets acked[i] when Kinesis accepted recs[i]
+// (acked must be as long as recs). After an error, sending again only the
+// records not acked keeps per-key order: a key's record is only ever sent
+// after its earlier records were acked, so a resend can duplicate a record
+// but never place it after a later one of its key.
+func (w *KinesisWriter) PutAcked(ctx context.Context, recs []Record, acked []bool) ([]RecordFailure, error) {
+	if len(acked) != len(recs) {
+		return nil, fmt.Errorf("kinesis: PutAcked with %d flags for %d records", len(acked), len(recs))
+	}
+	return w.put(ctx, recs, acked)
+}
+
+func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool) ([]RecordFailure, error) {
 	var failures []RecordFailure
 	sched := newKScheduler(recs, w.cfg.MaxBatchRecords, w.cfg.MaxBatchBytes)
 	for i, r := range recs {
@@ -186,7 +202,7 @@ func (w *KinesisWriter) Put(ctx context.Context, recs []Record) ([]RecordFailure
 				break
 			}
 			inflight++
-			go func() { done <- batchDone{b, w.sendBatch(ctx, b)} }()
+			go func() { done <- batchDone{b, w.sendBatch(ctx, b, acked)} }()
 		}
 		if inflight == 0 {
 			break
@@ -204,9 +220,9 @@ func (w *KinesisWriter) Put(ctx context.Context, recs []Record) ([]RecordFailure
 
 // sendBatch puts a batch (distinct partition keys), resending failed entries
 // until all are in or the retry budget is spent.
-func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch) error {
+func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool) error {
 	id := w.batchSeq.Add(1)
-	pending := b.recs
+	pending, pendingIdx := b.recs, b.idx
 	lastCode := ""
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -236,16 +252,20 @@ func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch) error {
 				id, b.stream, len(out.Records), len(pending))
 		}
 		var failed []*Record
+		var failedIdx []int
 		for i, res := range out.Records {
 			if res.ErrorCode != nil && *res.ErrorCode != "" {
 				failed = append(failed, pending[i])
+				failedIdx = append(failedIdx, pendingIdx[i])
 				lastCode = *res.ErrorCode
+			} else if acked != nil {
+				acked[pendingIdx[i]] = true
 			}
 		}
-		w.put.Add(int64(len(pending) - len(failed)))
+		w.putCount.Add(int64(len(pending) - len(failed)))
 		if len(failed) == 0 {
 			return nil
 		}
-		pending = failed
+		pending, pendingIdx = failed, failedIdx
 	}
 }

@@ -31,6 +31,7 @@ type kqueue struct {
 type kbatch struct {
 	stream string
 	recs   []*Record
+	idx    []int // input index of each record
 	queues []*kqueue
 }
 
@@ -77,6 +78,7 @@ func (s *kscheduler) next() *kbatch {
 			heap.Pop(&st.ready)
 			bytes += r.size()
 			b.recs = append(b.recs, r)
+			b.idx = append(b.idx, q.idx[0])
 			b.queues = append(b.queues, q)
 		}
 		return b

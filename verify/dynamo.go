@@ -66,6 +66,12 @@ func (v *verifier) checkTarget(ctx context.Context, target string, tcs []*tableC
 	var unmapped *tableCheck
 	if v.all {
 		unmapped = &tableCheck{rep: &TableReport{Table: "(unmapped)", Target: target}, max: v.cfg.MaxFindings}
+		if spec := v.cfg.Plan.Targets()[target]; spec != nil {
+			unmapped.keyNames = []string{spec.PK}
+			if spec.SK != "" {
+				unmapped.keyNames = append(unmapped.keyNames, spec.SK)
+			}
+		}
 	}
 	route := v.router(tcs, unmapped)
 	g, gctx := errgroup.WithContext(ctx)
@@ -271,13 +277,9 @@ func (v *verifier) digestTarget(ctx context.Context, target string, route func(t
 // addUnmapped records an item whose _table names no mapped table.
 func (v *verifier) addUnmapped(tc *tableCheck, item transform.Item) {
 	key := transform.Item{}
-	for _, spec := range v.cfg.Plan.Targets() {
-		if spec.Name == tc.rep.Target {
-			for _, k := range []string{spec.PK, spec.SK} {
-				if a, ok := item[k]; ok && k != "" {
-					key[k] = a
-				}
-			}
+	for _, k := range tc.keyNames {
+		if a, ok := item[k]; ok {
+			key[k] = a
 		}
 	}
 	table := "(no _table)"

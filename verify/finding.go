@@ -25,9 +25,10 @@ type finding struct {
 
 // tableCheck is the state of one source table's check.
 type tableCheck struct {
-	tp  *transform.TablePlan // nil for the "(unmapped)" collector
-	rep *TableReport
-	max int
+	tp       *transform.TablePlan // nil for the "(unmapped)" collector
+	rep      *TableReport
+	max      int
+	keyNames []string // "(unmapped)": the target's key attributes
 
 	chunks   []extract.Chunk
 	nb       int      // buckets (a power of two)
@@ -39,17 +40,56 @@ type tableCheck struct {
 	held     map[string]transform.Item // drill-down: items of selected buckets
 }
 
-// add counts a finding and keeps it if the list is not full.
+// add counts a finding and keeps it if it is among the first max findings in
+// report order (so that a truncated list is the same on every run). It is
+// not called once re-checks have started.
 func (tc *tableCheck) add(f *finding) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	tc.count(f.Kind, 1)
-	if len(tc.findings) >= tc.max {
-		tc.rep.FindingsTruncated = true
-		return
-	}
 	f.tc = tc
-	tc.findings = append(tc.findings, f)
+	var dropped bool
+	tc.findings, dropped = keepSmallest(tc.findings, f, tc.max, func(a, b *finding) int { return compareFindings(a.Finding, b.Finding) })
+	if dropped {
+		tc.rep.FindingsTruncated = true
+	}
+}
+
+// keepSmallest adds x to h, a max-heap (by cmp) of at most n elements, so
+// that h holds the n smallest elements seen; dropped reports that an element
+// did not fit.
+func keepSmallest[T any](h []T, x T, n int, cmp func(a, b T) int) (out []T, dropped bool) {
+	if len(h) < n {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if cmp(h[i], h[p]) <= 0 {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		return h, false
+	}
+	if n == 0 || cmp(x, h[0]) >= 0 {
+		return h, true
+	}
+	h[0] = x
+	for i := 0; ; {
+		l, r, big := 2*i+1, 2*i+2, i
+		if l < len(h) && cmp(h[l], h[big]) > 0 {
+			big = l
+		}
+		if r < len(h) && cmp(h[r], h[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			break
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
+	return h, true
 }
 
 func (tc *tableCheck) count(kind string, n int64) {
@@ -94,35 +134,50 @@ func (tc *tableCheck) report() TableReport {
 
 // SortFindings orders findings by table, kind, key and position (stable
 // reports for stable input).
-func SortFindings(fs []Finding) {
-	slices.SortFunc(fs, func(a, b Finding) int {
-		if c := strings.Compare(a.Table, b.Table); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
-			return c
-		}
-		if c := compareKeys(a.Key, b.Key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Position, b.Position)
-	})
+func SortFindings(fs []Finding) { slices.SortFunc(fs, compareFindings) }
+
+func compareFindings(a, b Finding) int {
+	if c := strings.Compare(a.Table, b.Table); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	if c := compareKeys(a.Key, b.Key); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Position, b.Position)
 }
 
-// compareKeys orders "col=value" keys with numbers compared by value.
+// compareKeys orders "col=value, col=value" keys with integer values compared
+// by value.
 func compareKeys(a, b string) int {
-	pa, pb := strings.Split(a, ", "), strings.Split(b, ", ")
-	for i := 0; i < len(pa) && i < len(pb); i++ {
-		_, va, _ := strings.Cut(pa[i], "=")
-		_, vb, _ := strings.Cut(pb[i], "=")
-		if c, ok := transform.CompareNumbers(va, vb); ok && c != 0 {
+	for a != "" && b != "" {
+		var pa, pb string
+		pa, a, _ = strings.Cut(a, ", ")
+		pb, b, _ = strings.Cut(b, ", ")
+		ca, va, _ := strings.Cut(pa, "=")
+		cb, vb, _ := strings.Cut(pb, "=")
+		if c := strings.Compare(ca, cb); c != 0 {
 			return c
 		}
-		if c := strings.Compare(pa[i], pb[i]); c != 0 {
+		if isDigits(va) && isDigits(vb) && len(va) != len(vb) {
+			return len(va) - len(vb)
+		}
+		if c := strings.Compare(va, vb); c != 0 {
 			return c
 		}
 	}
-	return len(pa) - len(pb)
+	return strings.Compare(a, b)
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // keyOfItem returns the item's key identity (as transform.Key builds it) and

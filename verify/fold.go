@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 
 	"github.com/ferry-migrate/ferry/extract"
@@ -60,7 +61,40 @@ type FoldTable struct {
 type foldTable struct {
 	FoldTable
 	cols map[string]int
-	gen  uint32 // bumped by each truncate
+	// truncs are the positions of the table's truncates (within the cutoff),
+	// ascending. They are compared by position, not by the order they were
+	// read in: a truncate's record and the rows it removes are on different
+	// partition keys, so on different shards, read in no particular order.
+	truncs []extract.Position
+}
+
+// addTruncate records a truncate at p.
+func (t *foldTable) addTruncate(p extract.Position) {
+	i, _ := slices.BinarySearchFunc(t.truncs, p, comparePos)
+	if i < len(t.truncs) && t.truncs[i] == p {
+		return
+	}
+	t.truncs = slices.Insert(t.truncs, i, p)
+}
+
+// truncatedAfter reports whether the table was truncated after position a
+// and, when b is not zero, before b.
+func (t *foldTable) truncatedAfter(a, b extract.Position) bool {
+	i, found := slices.BinarySearchFunc(t.truncs, a, comparePos)
+	if found {
+		i++
+	}
+	return i < len(t.truncs) && (b == (extract.Position{}) || t.truncs[i].Less(b))
+}
+
+func comparePos(a, b extract.Position) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
 }
 
 // rowKey identifies a row across events: table and the JSON of its key columns.
@@ -101,7 +135,7 @@ func jsonText(raw json.RawMessage) string {
 // foldState is one row's state folded from its events.
 type foldState struct {
 	table   *foldTable
-	gen     uint32
+	applied extract.Position // the newest event folded into the state
 	exists  bool
 	vals    []uint64 // per column: hash|1 of the value's JSON; 0 absent
 	unknown map[string]bool
@@ -114,7 +148,9 @@ type foldState struct {
 	visited bool
 }
 
-func (s *foldState) live() bool { return s.exists && s.gen == s.table.gen }
+func (s *foldState) live() bool {
+	return s.exists && !s.table.truncatedAfter(s.applied, extract.Position{})
+}
 
 func (s *foldState) seen(p extract.Position) bool {
 	for i := 0; i < s.nrecent && i < len(s.recent); i++ {
@@ -172,11 +208,9 @@ func NewFolder(tables []FoldTable, cutoff extract.LSN, maxFindings int) *Folder 
 func (f *Folder) Keep(keys map[string]bool) { f.keep = keys }
 
 func (f *Folder) finding(x Finding) {
-	if len(f.Findings) >= f.max {
-		f.Truncated = true
-		return
-	}
-	f.Findings = append(f.Findings, x)
+	var dropped bool
+	f.Findings, dropped = keepSmallest(f.Findings, x, f.max, compareFindings)
+	f.Truncated = f.Truncated || dropped
 }
 
 func posText(p extract.Position) string { return fmt.Sprintf("%s:%d", p.LSN, p.Seq) }
@@ -196,7 +230,7 @@ func (f *Folder) Apply(ev Event) {
 			f.Events++
 		}
 		if f.Cutoff == 0 || ev.Pos.LSN <= f.Cutoff {
-			t.gen++
+			t.addTruncate(ev.Pos)
 		}
 		return
 	}
@@ -215,7 +249,7 @@ func (f *Folder) Apply(ev Event) {
 	}
 	s := f.keys[key]
 	if s == nil {
-		s = &foldState{table: t, gen: t.gen, keyText: t.keyText(img)}
+		s = &foldState{table: t, keyText: t.keyText(img)}
 		f.keys[key] = s
 	}
 	s.partKey = ev.PartitionKey
@@ -233,9 +267,12 @@ func (f *Folder) Apply(ev Event) {
 		f.AfterCutoff++
 		return
 	}
-	if s.gen != t.gen { // truncated since its last event
-		s.gen, s.exists = t.gen, false
+	if t.truncatedAfter(s.applied, ev.Pos) { // truncated between its last event and this one
+		s.exists = false
 		s.vals, s.raw, s.unknown = nil, nil, nil
+	}
+	if s.applied.Less(ev.Pos) {
+		s.applied = ev.Pos
 	}
 	switch ev.Op {
 	case "r", "c":
@@ -334,20 +371,18 @@ func (f *Folder) Compare(table string, img map[string]json.RawMessage) (key stri
 		return key, nil
 	}
 	sortDiffs(diffs)
-	return key, &Finding{Kind: KindDiffers, Table: table, Key: s.keyText, PartitionKey: s.partKey, Columns: diffs}
+	return key, &Finding{Kind: KindDiffers, Table: table, Key: s.keyText, PartitionKey: s.partKey, Columns: diffs, rowKey: key}
 }
 
-// Leftovers returns the rows the stream leaves in existence that no source row
-// was compared with (call after every source row was compared).
-func (f *Folder) Leftovers() []Finding {
-	var out []Finding
+// Leftovers calls fn for every row the stream leaves in existence that no
+// source row was compared with (call after every source row was compared).
+func (f *Folder) Leftovers(fn func(Finding)) {
 	for _, s := range f.keys {
 		if s.live() && !s.visited {
-			out = append(out, Finding{Kind: KindExtra, Table: s.table.Name, Key: s.keyText, PartitionKey: s.partKey,
+			fn(Finding{Kind: KindExtra, Table: s.table.Name, Key: s.keyText, PartitionKey: s.partKey,
 				Reason: "the stream leaves a row the source does not have"})
 		}
 	}
-	return out
 }
 
 // Keys is the number of rows the stream has events for.

@@ -43,6 +43,10 @@ type recheckResult struct {
 	reason   string
 }
 
+// testHookRound, when set, runs in every re-check round between the first read
+// of the rows and the reads of the items.
+var testHookRound func(round int)
+
 var errNoSourceKey = errors.New("the source primary key cannot be derived from the item")
 
 // probe is the source's state of a finding's key.
@@ -138,6 +142,9 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 				}
 				return res, nil
 			}
+		}
+		if testHookRound != nil {
+			testHookRound(round)
 		}
 		var next []*finding
 		for i, f := range pending {

@@ -113,6 +113,8 @@ type Finding struct {
 	PartitionKey string `json:"partition_key,omitempty"`
 	Position     string `json:"position,omitempty"`
 	Previous     string `json:"previous,omitempty"`
+
+	rowKey string // stream findings: the folded row's key
 }
 
 // StreamReport is the comparison of a Kinesis stream, folded per row, with the

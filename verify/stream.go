@@ -74,20 +74,12 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 	}
 	sr.Shards = shards
 	var mu sync.Mutex
-	var findings []Finding
-	diffKeys := map[string]bool{}
-	diffAt := map[string]int{} // row key → index in findings
+	var kept []Finding // the first MaxFindings in report order
 	truncated := false
-	add := func(key string, fd Finding) {
-		if len(findings) >= v.cfg.MaxFindings {
-			truncated = true
-			return
-		}
-		if key != "" && fd.Kind == KindDiffers {
-			diffKeys[key] = true
-			diffAt[key] = len(findings)
-		}
-		findings = append(findings, fd)
+	add := func(fd Finding) {
+		var dropped bool
+		kept, dropped = keepSmallest(kept, fd, v.cfg.MaxFindings, compareFindings)
+		truncated = truncated || dropped
 	}
 	err = v.readSource(ctx, tcs, func(_ int, tc *tableCheck, row extract.Row) error {
 		img, err := afterImage(tc.tp, row)
@@ -97,7 +89,7 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", tc.rep.Table, tc.tp.KeyString(row), err)
 		}
-		key, fd := fold.Compare(tc.rep.Table, img)
+		_, fd := fold.Compare(tc.rep.Table, img)
 		if fd == nil {
 			sr.Matching++
 			return nil
@@ -108,15 +100,24 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		} else {
 			sr.Differing++
 		}
-		add(key, *fd)
+		add(*fd)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, fd := range fold.Leftovers() {
+	fold.Leftovers(func(fd Finding) {
 		sr.Extra++
-		add("", fd)
+		add(fd)
+	})
+	for _, fd := range fold.Findings {
+		add(fd)
+	}
+	diffKeys := map[string]bool{}
+	for _, fd := range kept {
+		if fd.rowKey != "" {
+			diffKeys[fd.rowKey] = true
+		}
 	}
 	if len(diffKeys) > 0 {
 		again := NewFolder(fts, v.snapLSN, v.cfg.MaxFindings)
@@ -124,16 +125,15 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		if _, err := v.readStream(ctx, sr.Stream, func(ev Event) { again.Apply(ev) }); err != nil {
 			return err
 		}
-		for key, i := range diffAt {
-			again.Fill(key, &findings[i])
+		for i := range kept {
+			if kept[i].rowKey != "" {
+				again.Fill(kept[i].rowKey, &kept[i])
+			}
 		}
 	}
 	sr.Events, sr.Keys, sr.AfterSnapshot = fold.Events, fold.Keys(), fold.AfterCutoff
 	sr.Duplicates, sr.Inversions = fold.Duplicates, fold.Inversions
-	for _, fd := range fold.Findings {
-		add("", fd)
-	}
-	sr.Findings = findings
+	sr.Findings = kept
 	if sr.Findings == nil {
 		sr.Findings = []Finding{}
 	}

@@ -55,6 +55,9 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.Control = t.control
 		cfg.Sink = &pipeline.AWSSink{Dynamo: t.dynamo(bf.writers), Kinesis: t.kinesis()}
 	}
+	if cfg.DeadLetter != nil {
+		defer cfg.DeadLetter.Close()
+	}
 	return runBackfill(ctx, cfg, bf.progress, stdout)
 }
 
@@ -77,7 +80,7 @@ func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress stri
 		}
 		return fmt.Errorf("backfill stopped: %w; run the same command again to continue where it stopped", err)
 	}
-	if len(res.Failures) > 0 {
+	if len(res.Failures) > res.Skipped {
 		return errRowsFailed
 	}
 	return nil
@@ -112,7 +115,11 @@ func printSummary(w io.Writer, res *pipeline.BackfillResult) {
 	}
 	fmt.Fprintf(w, "Backfill at snapshot LSN %s (%s); CDC continues from %s\n", res.ReadLSN, mode, res.SlotLSN)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\trows read\titems written\trecords put\tretries\tchunks (skipped)\tfailed\tduration\t")
+	failed := "failed"
+	if res.Skipped > 0 {
+		failed = "dead-lettered"
+	}
+	fmt.Fprintf(tw, "table\trows read\titems written\trecords put\tretries\tchunks (skipped)\t%s\tduration\t\n", failed)
 	var tot pipeline.TableStats
 	for _, t := range res.Tables {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%s\t\n", t.Table, t.Rows, t.Items, t.Records, t.Retries,
@@ -130,10 +137,20 @@ func printSummary(w io.Writer, res *pipeline.BackfillResult) {
 	if res.Duration > 0 {
 		fmt.Fprintf(w, "%.0f rows/s\n", float64(tot.Rows)/res.Duration.Seconds())
 	}
-	if len(res.Failures) > 0 {
-		fmt.Fprintf(w, "\n%d rows could not be written (their chunks stay pending; fix and run again):\n", len(res.Failures))
-		for _, f := range res.Failures {
-			fmt.Fprintf(w, "  %s (%s): %s\n", f.Table, f.Key, f.Reason)
-		}
+	switch {
+	case res.Skipped > 0:
+		fmt.Fprintf(w, "\n%d rows skipped (--on-error=skip), written to the dead-letter file %s:\n", res.Skipped, deadLetterPath(res))
+	case len(res.Failures) > 0:
+		fmt.Fprintf(w, "\n%d rows could not be written (their chunks stay pending; fix and run again, or use --on-error=skip):\n", len(res.Failures))
 	}
+	for _, f := range res.Failures {
+		fmt.Fprintf(w, "  %s (%s): %s\n", f.Table, f.Key, f.Reason)
+	}
+}
+
+func deadLetterPath(res *pipeline.BackfillResult) string {
+	if res.DeadLetter == "" {
+		return pipeline.DefaultDeadLetter
+	}
+	return res.DeadLetter
 }

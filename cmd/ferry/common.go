@@ -43,6 +43,7 @@ type backfillFlags struct {
 	shards                  int
 	sink, progress          string
 	restart                 bool
+	onError, deadLetter     string
 }
 
 func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
@@ -55,6 +56,10 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
 	fs.StringVar(&b.progress, "progress", "auto", "auto (bars on a terminal, log lines otherwise), bar, log or none")
 	fs.BoolVar(&b.restart, "restart", false, "forget the recorded run (drops the slot) and copy everything again")
+	fs.StringVar(&b.onError, "on-error", "stop", "a row that can never be written (item over 400 KB, record over 1 MiB, NaN, infinity, empty or too long key):\n"+
+		"stop (backfill lists it and leaves its chunk pending, exit 1; sync stops naming table and key) or\n"+
+		"skip (write it to the dead-letter file, count it, go on)")
+	fs.StringVar(&b.deadLetter, "dead-letter", pipeline.DefaultDeadLetter, "JSON-lines file that skipped rows are appended to (--on-error=skip)")
 	return b
 }
 
@@ -65,7 +70,22 @@ func (b *backfillFlags) validate() error {
 	if b.sink != "aws" && b.sink != "null" {
 		return usagef("--sink must be aws or null, not %q", b.sink)
 	}
+	if p := pipeline.ErrorPolicy(b.onError); p != pipeline.OnErrorStop && p != pipeline.OnErrorSkip {
+		return usagef("--on-error must be stop or skip, not %q", b.onError)
+	}
+	if b.deadLetter == "" {
+		return usagef("--dead-letter must name a file")
+	}
 	return nil
+}
+
+// policy returns the error policy and, under skip, the dead-letter file.
+func (b *backfillFlags) policy() (pipeline.ErrorPolicy, *pipeline.DeadLetter) {
+	p := pipeline.ErrorPolicy(b.onError)
+	if p != pipeline.OnErrorSkip {
+		return p, nil
+	}
+	return p, pipeline.NewDeadLetter(b.deadLetter)
 }
 
 func (b *backfillFlags) config(c *commonFlags, full, plan *transform.Plan) pipeline.BackfillConfig {
@@ -73,6 +93,7 @@ func (b *backfillFlags) config(c *commonFlags, full, plan *transform.Plan) pipel
 		SourceURL: c.source, Plan: plan, Slot: c.slot, Publication: c.publication,
 		Workers: b.workers, ChunkRows: b.chunk, Restart: b.restart,
 	}
+	cfg.OnError, cfg.DeadLetter = b.policy()
 	for _, tp := range full.Tables {
 		cfg.PublishTables = append(cfg.PublishTables, tp.Source)
 	}

@@ -117,6 +117,9 @@ func printPlan(w io.Writer, c *compiled, sizes map[string]int64) {
 			fmt.Fprintf(tw, "    %s\t%s\t(excluded)\n", ex.Name, tp.Source.Columns[tp.Source.ColumnIndex(ex.Name)].Type)
 		}
 		tw.Flush()
+		for _, note := range replicationNotes(tp) {
+			fmt.Fprintf(w, "  ! %s\n", note)
+		}
 		est := itemEstimate(tp, sizes[tp.Source.QualifiedName()])
 		warn := ""
 		if est > 400*1024 {
@@ -174,4 +177,24 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// replicationNotes says what sync needs from a table's replica identity and
+// what to do when the table does not provide it.
+func replicationNotes(tp *transform.TablePlan) []string {
+	var out []string
+	ident := tp.Source.Ident()
+	switch tp.Source.ReplicaIdentity {
+	case 'n':
+		out = append(out, fmt.Sprintf("REPLICA IDENTITY NOTHING: UPDATE and DELETE on this table fail once it is published; run ALTER TABLE %s REPLICA IDENTITY DEFAULT (or FULL)", ident))
+	case 'd':
+		if len(tp.Source.PK) == 0 {
+			out = append(out, fmt.Sprintf("no primary key: deletes carry no key; add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL", ident))
+		}
+	}
+	if cols := tp.KeyColumnsOutsidePK(); len(cols) > 0 && tp.Source.ReplicaIdentity != 'f' {
+		out = append(out, fmt.Sprintf("the item key uses %s, outside the primary key: deletes and key changes can only find their item with ALTER TABLE %s REPLICA IDENTITY FULL (or key the item by the primary key); sync refuses to start until then",
+			strings.Join(cols, ", "), ident))
+	}
+	return out
 }

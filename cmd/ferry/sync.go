@@ -59,6 +59,10 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	dynamo, kin := t.dynamo(bf.writers), t.kinesis()
+	onError, deadLetter := bf.policy()
+	if deadLetter != nil {
+		defer deadLetter.Close()
+	}
 	_, complete, _, err := pipeline.SnapshotPosition(ctx, t.control, cf.slot)
 	if err != nil {
 		return err
@@ -67,6 +71,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "No completed backfill for this slot: copying first.")
 		cfg := bf.config(cf, c.plan, c.plan)
 		cfg.Control = t.control
+		cfg.OnError, cfg.DeadLetter = onError, deadLetter
 		cfg.Sink = &pipeline.AWSSink{Dynamo: dynamo, Kinesis: kin}
 		if err := runBackfill(ctx, cfg, bf.progress, stdout); err != nil {
 			return err
@@ -85,9 +90,13 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
 		BatchChanges: *batch, ApplyWorkers: *applyWorkers, Truncate: policy, WALBudget: budget,
 		Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
+		OnError: onError, DeadLetter: deadLetter,
 	})
 	sl.done()
-	if errors.Is(err, pipeline.ErrNoBackfill) {
+	if deadLetter != nil && deadLetter.Count() > 0 {
+		fmt.Fprintf(stdout, "%d changes skipped (--on-error=skip), written to the dead-letter file %s\n", deadLetter.Count(), deadLetter.Path)
+	}
+	if errors.Is(err, pipeline.ErrNoBackfill) || errors.Is(err, pipeline.ErrSlotInUse) {
 		return usageError{err}
 	}
 	return err

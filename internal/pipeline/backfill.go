@@ -51,9 +51,13 @@ type BackfillConfig struct {
 	// a temporary slot.
 	Control *load.ControlStore
 	// Restart discards the recorded state (and drops the slot) and copies again.
-	Restart  bool
-	Progress Progress
-	Logger   *slog.Logger
+	Restart bool
+	// OnError is the policy for rows that can never be written (default
+	// OnErrorStop); under OnErrorSkip they go to DeadLetter.
+	OnError    ErrorPolicy
+	DeadLetter *DeadLetter
+	Progress   Progress
+	Logger     *slog.Logger
 }
 
 func (c *BackfillConfig) defaults() {
@@ -83,6 +87,12 @@ func (c *BackfillConfig) defaults() {
 	if c.Progress == nil {
 		c.Progress = nopProgress{}
 	}
+	if c.OnError == "" {
+		c.OnError = OnErrorStop
+	}
+	if c.OnError == OnErrorSkip && c.DeadLetter == nil {
+		c.DeadLetter = NewDeadLetter("")
+	}
 }
 
 // TableStats summarises one table's copy.
@@ -105,7 +115,11 @@ type BackfillResult struct {
 	Resumed  bool
 	Tables   []*TableStats
 	Failures []RowFailure
-	Duration time.Duration
+	// Skipped counts the failures written to the dead-letter file
+	// (OnErrorSkip); their chunks are done. DeadLetter is its path.
+	Skipped    int
+	DeadLetter string
+	Duration   time.Duration
 }
 
 // Backfill copies every table of the plan inside one exported snapshot, in
@@ -117,6 +131,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	start := time.Now()
 	log := cfg.Logger
 	res := &BackfillResult{}
+	if cfg.DeadLetter != nil {
+		res.DeadLetter = cfg.DeadLetter.Path
+	}
 
 	var state *stateStore
 	var plans map[string]*chunkPlan
@@ -163,12 +180,15 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		if st != nil {
 			res.Tables = append(res.Tables, st)
 			res.Failures = append(res.Failures, st.Failures...)
+			if cfg.OnError == OnErrorSkip {
+				res.Skipped += len(st.Failures)
+			}
 		}
 		if err != nil {
 			return res, err
 		}
 	}
-	if state != nil && len(res.Failures) == 0 {
+	if state != nil && (len(res.Failures) == 0 || cfg.OnError == OnErrorSkip) {
 		if err := state.saveRun(ctx, &runState{Slot: cfg.Slot, SlotLSN: res.SlotLSN.String(), Created: time.Now().UTC(), Complete: true}); err != nil {
 			return res, err
 		}
@@ -298,9 +318,19 @@ func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 				mu.Lock()
 				st.Failures = append(st.Failures, fails...)
 				mu.Unlock()
-				// A chunk with rows that could not be written stays undone: the
-				// next run retries it (after the mapping or data is fixed).
-				if state != nil && len(fails) == 0 {
+				if cfg.OnError == OnErrorSkip {
+					for _, f := range fails {
+						if err := cfg.DeadLetter.Write(f); err != nil {
+							return err
+						}
+						cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
+							"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)
+					}
+				}
+				// Under stop, a chunk with rows that could not be written stays
+				// undone: the next run retries it (after the mapping or data is
+				// fixed). Under skip its rows are in the dead-letter file.
+				if state != nil && (len(fails) == 0 || cfg.OnError == OnErrorSkip) {
 					if err := state.markDone(gctx, name, ch.Index, n); err != nil {
 						return err
 					}
@@ -328,6 +358,11 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	var fails []RowFailure
 	src := transform.RecordSource{DB: conn.Conn().Config().Database}
 	batch := &Batch{Table: tp}
+	fail := func(row extract.Row, err error) {
+		f := rowFailure(name, tp.KeyString(row), err)
+		f.Op, f.LSN, f.Row = extract.OpRead.String(), pos.LSN.String(), rowText(tp.Source, row)
+		fails = append(fails, f)
+	}
 	flush := func() error {
 		if len(batch.Writes) == 0 && len(batch.Records) == 0 {
 			return nil
@@ -336,9 +371,12 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		if err != nil {
 			return err
 		}
+		for i := range f {
+			f[i].Op, f[i].LSN = extract.OpRead.String(), pos.LSN.String()
+		}
 		fails = append(fails, f...)
 		cfg.Progress.Add(name, int64(len(batch.Writes)))
-		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0]}
+		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0], Rows: batch.Rows[:0:0]}
 		return nil
 	}
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
@@ -346,19 +384,26 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	n, err := conn.ReadChunk(ctx, tp.Source, ch, func(row extract.Row) error {
 		item, id, err := tp.Item(row, pos)
 		if err != nil {
-			fails = append(fails, rowFailure(name, tp.KeyString(row), err))
+			fail(row, err)
 			return nil
 		}
-		key := tp.KeyString(row)
-		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: key})
+		var rec load.Record
 		if tp.Stream != "" {
 			change.After = row
 			pk, data, err := tp.Record(&change, src, now)
 			if err != nil {
-				fails = append(fails, rowFailure(name, key, err))
+				fail(row, err)
 				return nil
 			}
-			batch.Records = append(batch.Records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: key})
+			rec = load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data}
+		}
+		// Ref is the row's index in the batch: a failure names its row.
+		ref := len(batch.Rows)
+		batch.Rows = append(batch.Rows, row)
+		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: ref})
+		if tp.Stream != "" {
+			rec.Ref = ref
+			batch.Records = append(batch.Records, rec)
 		}
 		if len(batch.Writes) >= cfg.BatchRows {
 			return flush()

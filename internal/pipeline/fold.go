@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/load"
@@ -29,6 +30,15 @@ type itemWrite struct {
 	pos     extract.Position
 	row     extract.Row // the newest row image, to re-read the source if needed
 	keyText string      // source primary key, for errors
+	op      extract.Op  // the newest change's op, for the dead-letter file
+	dead    bool        // written to the dead-letter file: not applied again
+}
+
+// itemFailure is a folded write DynamoDB can never accept as it is (a
+// ValidationException, e.g. an item over 400 KB).
+type itemFailure struct {
+	iw  *itemWrite
+	err error
 }
 
 // fold keeps, per DynamoDB item, only the newest state a batch leaves it in, so
@@ -82,7 +92,7 @@ func (f *fold) add(ctx context.Context, ch *extract.Change, tp *transform.TableP
 		if err != nil {
 			return keyErr(tp, ch.Before, err)
 		}
-		f.put(tp.Target+"\x00"+id, &itemWrite{kind: writeDelete, tp: tp, key: key, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before)})
+		f.put(tp.Target+"\x00"+id, &itemWrite{kind: writeDelete, tp: tp, key: key, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before), op: ch.Op})
 		return nil
 	case extract.OpCreate, extract.OpUpdate:
 	default:
@@ -105,14 +115,14 @@ func (f *fold) add(ctx context.Context, ch *extract.Change, tp *transform.TableP
 				}
 				ch.After = fillUnchanged(tp, ch.After, old)
 			}
-			f.put(tp.Target+"\x00"+oldID, &itemWrite{kind: writeDelete, tp: tp, key: oldKey, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before)})
+			f.put(tp.Target+"\x00"+oldID, &itemWrite{kind: writeDelete, tp: tp, key: oldKey, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before), op: extract.OpDelete})
 		}
 	}
 	item, _, err := tp.Item(ch.After, ch.Pos)
 	if err != nil {
 		return err
 	}
-	w := &itemWrite{kind: writePut, tp: tp, key: newKey, item: item, version: version, pos: ch.Pos, row: ch.After, keyText: tp.KeyString(ch.After)}
+	w := &itemWrite{kind: writePut, tp: tp, key: newKey, item: item, version: version, pos: ch.Pos, row: ch.After, keyText: tp.KeyString(ch.After), op: ch.Op}
 	if transform.HasUnchanged(ch.After) {
 		w.kind = writeUpdate
 		w.remove = tp.GSIRemovals(ch.After)
@@ -148,17 +158,30 @@ func keyErr(tp *transform.TablePlan, row extract.Row, err error) error {
 
 // apply writes the folded items with version-conditional writes, up to workers
 // at once. A write the stored item is newer than is skipped (that is the point).
-func (f *fold) apply(ctx context.Context, w *load.DynamoWriter, workers int, reread func(ctx context.Context, iw *itemWrite) error) (int64, error) {
+// Writes DynamoDB rejects as invalid come back as failures (the rest are
+// applied); any other error is returned, joined.
+func (f *fold) apply(ctx context.Context, w *load.DynamoWriter, workers int, reread func(ctx context.Context, iw *itemWrite) error) (int64, []itemFailure, error) {
 	sem := make(chan struct{}, workers)
 	errs := make(chan error, len(f.order))
 	var applied int64
 	results := make(chan bool, len(f.order))
+	var mu sync.Mutex
+	var fails []itemFailure
 	for _, id := range f.order {
 		iw := f.writes[id]
+		if iw.dead {
+			continue
+		}
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
 			ok, err := applyOne(ctx, w, iw, reread)
+			if err != nil && load.IsPermanent(err) {
+				mu.Lock()
+				fails = append(fails, itemFailure{iw, err})
+				mu.Unlock()
+				err = nil
+			}
 			results <- ok
 			errs <- err
 		}()
@@ -179,7 +202,7 @@ func (f *fold) apply(ctx context.Context, w *load.DynamoWriter, workers int, rer
 			all = append(all, err)
 		}
 	}
-	return applied, errors.Join(all...)
+	return applied, fails, errors.Join(all...)
 }
 
 func applyOne(ctx context.Context, w *load.DynamoWriter, iw *itemWrite, reread func(context.Context, *itemWrite) error) (bool, error) {

@@ -6,9 +6,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/transform"
 )
@@ -18,13 +21,21 @@ type Batch struct {
 	Table   *transform.TablePlan
 	Writes  []load.WriteRequest
 	Records []load.Record
+	// Rows are the source rows; a write's or record's Ref, when an int, is
+	// the index of its row here (failures then carry the row).
+	Rows []extract.Row
 }
 
-// RowFailure is a row that could not be transformed or written, with the reason.
+// RowFailure is a row that could not be transformed or written, with the
+// reason. It is also the dead-letter file's line.
 type RowFailure struct {
 	Table  string `json:"table"`
 	Key    string `json:"key"`
 	Reason string `json:"reason"`
+	Op     string `json:"op,omitempty"`  // r (backfill), c, u, d (sync)
+	LSN    string `json:"lsn,omitempty"` // the change's commit LSN (backfill: the snapshot's)
+	// Row is the source row, column → text form (null for NULL).
+	Row map[string]*string `json:"row,omitempty"`
 }
 
 // Sink receives batches. Write blocks until the batch is durable in every target
@@ -42,39 +53,104 @@ type SinkStats struct {
 }
 
 // AWSSink writes items to DynamoDB and records to Kinesis, in parallel.
+//
+// It owns the whole-batch retry: when a writer gives up on a batch with a
+// transient error (throttling or an outage that outlasted the SDK's and the
+// writer's retries), the batch is sent again after a capped backoff — every
+// item (the backfill's puts are idempotent) and only the records Kinesis has
+// not acknowledged (so a key's records never land out of order).
 type AWSSink struct {
 	Dynamo  *load.DynamoWriter
 	Kinesis *load.KinesisWriter
+	// Retry paces whole-batch retries (default: Base 250 ms, Max 10 s,
+	// MaxAttempts 30, a few minutes in all).
+	Retry  load.Backoff
+	Logger *slog.Logger
 }
 
 // Write implements Sink.
 func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
+	retry := s.Retry
+	if retry == (load.Backoff{}) {
+		retry = load.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: 30}
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	name := b.Table.Source.QualifiedName()
+	writes, recs := b.Writes, b.Records
+	acked := make([]bool, len(recs))
 	var dFails []load.Failure
 	var kFails []load.RecordFailure
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		dFails, err = s.Dynamo.Write(gctx, b.Writes)
-		return err
-	})
-	if len(b.Records) > 0 {
-		g.Go(func() error {
-			var err error
-			kFails, err = s.Kinesis.Put(gctx, b.Records)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("write %s batch: %w", b.Table.Source.QualifiedName(), err)
+	dDone, kDone := len(writes) == 0, len(recs) == 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := retry.Sleep(ctx, attempt); err != nil {
+				return nil, fmt.Errorf("write %s batch: %w", name, err)
+			}
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		var dErr, kErr error
+		if !dDone {
+			g.Go(func() error {
+				dFails, dErr = s.Dynamo.Write(gctx, writes)
+				return nil
+			})
+		}
+		if !kDone {
+			g.Go(func() error {
+				var todo []load.Record
+				var idx []int
+				for i, r := range recs {
+					if !acked[i] {
+						todo, idx = append(todo, r), append(idx, i)
+					}
+				}
+				a := make([]bool, len(todo))
+				kFails, kErr = s.Kinesis.PutAcked(gctx, todo, a)
+				for j, ok := range a {
+					if ok {
+						acked[idx[j]] = true
+					}
+				}
+				return nil
+			})
+		}
+		_ = g.Wait()
+		dDone = dDone || dErr == nil
+		kDone = kDone || kErr == nil
+		if dDone && kDone {
+			break
+		}
+		err := dErr
+		if err == nil {
+			err = kErr
+		}
+		if ctx.Err() != nil || !load.IsTransient(dErr) && dErr != nil || !load.IsTransient(kErr) && kErr != nil {
+			return nil, fmt.Errorf("write %s batch: %w", name, err)
+		}
+		log.Warn("write failed; retrying the batch", "table", name, "attempt", attempt+1,
+			"items", len(writes), "records", len(recs), "err", err)
 	}
 	var out []RowFailure
 	for _, f := range dFails {
-		out = append(out, RowFailure{Table: b.Table.Source.QualifiedName(), Key: fmt.Sprint(f.Req.Ref), Reason: "DynamoDB: " + f.Err.Error()})
+		out = append(out, batchFailure(b, f.Req.Ref, "DynamoDB: "+f.Err.Error()))
 	}
 	for _, f := range kFails {
-		out = append(out, RowFailure{Table: b.Table.Source.QualifiedName(), Key: fmt.Sprint(f.Rec.Ref), Reason: "Kinesis: " + f.Err.Error()})
+		out = append(out, batchFailure(b, f.Rec.Ref, "Kinesis: "+f.Err.Error()))
 	}
 	return out, nil
+}
+
+// batchFailure names the row of a write or record that failed.
+func batchFailure(b *Batch, ref any, reason string) RowFailure {
+	f := RowFailure{Table: b.Table.Source.QualifiedName(), Key: fmt.Sprint(ref), Reason: reason}
+	if i, ok := ref.(int); ok && i >= 0 && i < len(b.Rows) {
+		f.Key = b.Table.KeyString(b.Rows[i])
+		f.Row = rowText(b.Table.Source, b.Rows[i])
+	}
+	return f
 }
 
 // Stats implements Sink.

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-migrate/ferry/extract"
@@ -55,7 +59,19 @@ type SyncConfig struct {
 	// StatusEvery is how often Status is called (default 2 s).
 	StatusEvery time.Duration
 	Status      func(SyncStatus)
-	Logger      *slog.Logger
+	// OnError is the policy for changes that can never be written (default
+	// OnErrorStop: sync stops naming the table and key); under OnErrorSkip
+	// they go to DeadLetter and sync acknowledges past them.
+	OnError    ErrorPolicy
+	DeadLetter *DeadLetter
+	// Retry paces the retries of a batch that failed with a transient error
+	// (throttling, an outage): sync falls behind and catches up instead of
+	// stopping (default Base 250 ms, Max 10 s, unlimited attempts).
+	Retry load.Backoff
+	// Reconnect paces reconnections after the replication connection was
+	// lost (default Base 250 ms, Max 10 s, unlimited attempts).
+	Reconnect load.Backoff
+	Logger    *slog.Logger
 }
 
 func (c *SyncConfig) defaults() {
@@ -89,6 +105,18 @@ func (c *SyncConfig) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.OnError == "" {
+		c.OnError = OnErrorStop
+	}
+	if c.OnError == OnErrorSkip && c.DeadLetter == nil {
+		c.DeadLetter = NewDeadLetter("")
+	}
+	if c.Retry == (load.Backoff{}) {
+		c.Retry = load.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: -1}
+	}
+	if c.Reconnect == (load.Backoff{}) {
+		c.Reconnect = load.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: -1}
+	}
 }
 
 // SyncStatus is what the operator sees while sync runs.
@@ -105,6 +133,10 @@ type SyncStatus struct {
 
 // ErrNoBackfill is returned when sync starts on a slot that no backfill created.
 var ErrNoBackfill = errors.New("no completed backfill for this slot")
+
+// ErrSlotInUse is returned when another process streams from the slot (a
+// second ferry sync).
+var ErrSlotInUse = extract.ErrSlotInUse
 
 // Sync streams changes from the slot and applies them to DynamoDB and Kinesis
 // until ctx is cancelled; then it applies what it has, checkpoints and returns
@@ -163,14 +195,96 @@ func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
 	return s, nil
 }
 
+// run streams until ctx ends. A lost replication connection (a terminated
+// walsender, a restarted server, a network failure) is not the end: run
+// reconnects with capped backoff and resumes from the checkpoint, where
+// skip-by-position and the intent replay make the restart lose nothing and
+// apply nothing twice.
 func (s *syncer) run(ctx context.Context) error {
+	attempt := 0
+	for first := true; ; first = false {
+		started := time.Now()
+		err := s.session(ctx, first)
+		var lost *lostConnError
+		if err == nil || ctx.Err() != nil || !errors.As(err, &lost) {
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			attempt = 0 // a connection that lived a while starts a fresh backoff
+		}
+		attempt++
+		s.log.Warn("replication connection lost; reconnecting from the checkpoint", "slot", s.cfg.Slot,
+			"attempt", attempt, "checkpoint", s.cp.LSN, "err", lost.err)
+		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
+			if ctx.Err() != nil {
+				s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
+				return nil
+			}
+			return fmt.Errorf("reconnect to slot %s: %w (last error: %w)", s.cfg.Slot, err, lost.err)
+		}
+	}
+}
+
+// lostConnError marks the loss of a connection to PostgreSQL that a
+// reconnect may cure.
+type lostConnError struct{ err error }
+
+func (e *lostConnError) Error() string { return e.err.Error() }
+func (e *lostConnError) Unwrap() error { return e.err }
+
+// connLost wraps err as lostConnError when reconnecting may help: the
+// connection failed or was closed, the server is shutting down or restarting,
+// or the previous walsender still holds the slot (after a reconnect).
+func connLost(err error, reconnecting bool) error {
+	if err == nil || errors.Is(err, extract.ErrSlotMissing) || errors.Is(err, extract.ErrSlotInvalidated) || errors.Is(err, extract.ErrDecode) {
+		return err
+	}
+	if errors.Is(err, extract.ErrSlotInUse) {
+		if reconnecting {
+			return &lostConnError{err}
+		}
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		// 57P0x: admin/crash shutdown, cannot connect now; 08: connection
+		// exception; 53: insufficient resources (too many connections).
+		if strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") {
+			return &lostConnError{err}
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") {
+		return &lostConnError{err}
+	}
+	if reconnecting && strings.Contains(err.Error(), "receive from slot") {
+		return &lostConnError{err}
+	}
+	return err
+}
+
+// session is one replication connection's life: stream and apply until ctx
+// ends (nil), the connection is lost (a lostConnError) or a change cannot be
+// applied (the error).
+func (s *syncer) session(ctx context.Context, first bool) error {
 	conn, err := extract.Connect(ctx, s.cfg.SourceURL)
 	if err != nil {
-		return err
+		if first {
+			return err
+		}
+		return connLost(err, true)
 	}
 	defer conn.Close(context.Background())
 	if err := s.checkSlot(ctx, conn); err != nil {
-		return err
+		return connLost(err, !first)
 	}
 	tables := map[string]*extract.Table{}
 	for n, tp := range s.tables {
@@ -180,7 +294,7 @@ func (s *syncer) run(ctx context.Context) error {
 		URL: s.cfg.SourceURL, Slot: s.cfg.Slot, Publication: s.cfg.Publication, Tables: tables,
 	}, s.cp.LSN)
 	if err != nil {
-		return s.explainSlot(err)
+		return connLost(s.explainSlot(err), !first)
 	}
 	s.log.Info("sync started", "slot", s.cfg.Slot, "lsn", s.cp.LSN, "position", s.cp.Pos.Version())
 
@@ -196,7 +310,7 @@ func (s *syncer) run(ctx context.Context) error {
 				if gctx.Err() != nil {
 					return nil
 				}
-				return s.explainSlot(err)
+				return connLost(s.explainSlot(err), true)
 			}
 			select {
 			case events <- ev:
@@ -218,7 +332,6 @@ func (s *syncer) run(ctx context.Context) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
 	return nil
 }
 
@@ -234,7 +347,7 @@ func (s *syncer) checkSlot(ctx context.Context, conn *pgx.Conn) error {
 		return s.explainSlot(fmt.Errorf("slot %s: %w", s.cfg.Slot, extract.ErrSlotInvalidated))
 	}
 	if info.Active {
-		return fmt.Errorf("slot %s is in use by another process (another ferry sync?)", s.cfg.Slot)
+		return fmt.Errorf("slot %s: %w (another ferry sync?)", s.cfg.Slot, ErrSlotInUse)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,8 +16,13 @@ import (
 // syncBatch is the changes applied together: items folded per key, records in
 // stream order, and the positions the batch completes.
 type syncBatch struct {
-	fold       *fold
-	records    []load.Record
+	fold    *fold
+	records []load.Record // Ref: the index in recChanges
+	// recChanges is the change of each record; acked marks the records
+	// Kinesis accepted (or that went to the dead-letter file), so a retried
+	// flush sends only the others and a key's records stay in order.
+	recChanges []*extract.Change
+	acked      []bool
 	changes    int
 	first      time.Time // arrival of the first change
 	maxPos     extract.Position
@@ -39,6 +45,12 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 	linger.Stop()
 	src := transform.RecordSource{DB: dbName(s.cfg.SourceURL)}
 	finish := func() error {
+		if s.intent != (extract.Position{}) && b.maxPos.Less(s.intent) {
+			// The replay has not passed the intent of a run that stopped
+			// mid-batch: writing this batch could show an item state older
+			// than one that run wrote. The next start replays it.
+			return nil
+		}
 		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		return s.flush(fctx, b)
@@ -127,11 +139,9 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	if tp == nil {
 		return nil
 	}
-	if err := b.fold.add(ctx, ch, tp, func(tp *transform.TablePlan, key transform.Item) (transform.Item, error) {
-		return s.getItem(ctx, tp.Target, key)
-	}); err != nil {
-		return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
-	}
+	// The records first: a change that cannot be turned into its events
+	// leaves nothing half-added to the batch.
+	var recs []load.Record
 	if tp.Stream != "" {
 		events := []*extract.Change{ch}
 		if ch.Op == extract.OpUpdate && primaryKeyChanged(tp, ch) {
@@ -145,10 +155,24 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 		for _, ev := range events {
 			pk, data, err := tp.Record(ev, src, time.Now())
 			if err != nil {
-				return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+				return s.badChange(tp, ch, err)
 			}
-			b.records = append(b.records, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data, Ref: ch.Pos.Version()})
+			recs = append(recs, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data})
 		}
+	}
+	if err := b.fold.add(ctx, ch, tp, func(tp *transform.TablePlan, key transform.Item) (transform.Item, error) {
+		return s.getItem(ctx, tp.Target, key)
+	}); err != nil {
+		var re *transform.RowError
+		if errors.As(err, &re) {
+			return s.badChange(tp, ch, err)
+		}
+		return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
+	}
+	for _, r := range recs {
+		r.Ref = len(b.recChanges)
+		b.records = append(b.records, r)
+		b.recChanges = append(b.recChanges, ch)
 	}
 	if b.changes == 0 {
 		b.first, b.oldest = time.Now(), txTime
@@ -159,9 +183,60 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	return nil
 }
 
+// badChange applies the error policy to a change that cannot be transformed
+// (a value or key the target cannot hold): stop names it, skip dead-letters it.
+func (s *syncer) badChange(tp *transform.TablePlan, ch *extract.Change, err error) error {
+	f := changeFailure(tp, ch, err)
+	if s.cfg.OnError != OnErrorSkip {
+		return &rowStopError{f}
+	}
+	return s.deadLetter(f)
+}
+
+// deadLetter writes a skipped row to the dead-letter file, before its
+// position can be acknowledged (after a crash it may be written again).
+func (s *syncer) deadLetter(f RowFailure) error {
+	if err := s.cfg.DeadLetter.Write(f); err != nil {
+		return err
+	}
+	s.log.Warn("change skipped (--on-error=skip): written to the dead-letter file", "table", f.Table, "key", f.Key,
+		"op", f.Op, "lsn", f.LSN, "reason", f.Reason, "file", s.cfg.DeadLetter.Path)
+	return nil
+}
+
+// rowStopError stops sync at a change that can never be written, under
+// --on-error=stop. It names the table and key; the change is not acknowledged.
+type rowStopError struct{ f RowFailure }
+
+func (e *rowStopError) Error() string {
+	return fmt.Sprintf("table %s, key (%s), %s at %s: %s; stopped before acknowledging it (--on-error=stop): fix the row or the mapping and start sync again, or run with --on-error=skip to write such rows to the dead-letter file",
+		e.f.Table, e.f.Key, opName(e.f.Op), e.f.LSN, e.f.Reason)
+}
+
+func opName(op string) string {
+	switch op {
+	case "c":
+		return "insert"
+	case "u":
+		return "update"
+	case "d":
+		return "delete"
+	case "t":
+		return "truncate"
+	}
+	return "change"
+}
+
 // flush makes the batch durable in both targets, then checkpoints, then
-// acknowledges the slot — in that order (acknowledge last).
+// acknowledges the slot — in that order (acknowledge last). A transient
+// failure (throttling, an outage of DynamoDB or Kinesis) is retried with
+// capped backoff until it passes or ctx ends: sync falls behind, then
+// catches up.
 func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
+	return s.withRetry(ctx, "applying a batch", func() error { return s.flushOnce(ctx, b) })
+}
+
+func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	if b.empty() {
 		return nil
 	}
@@ -180,25 +255,45 @@ func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
 		if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
 			return err
 		}
+		if s.intent.Less(b.maxPos) {
+			// Until this batch is applied, a restart must replay past it.
+			s.intent = b.maxPos
+		}
+		if len(b.acked) != len(b.records) {
+			b.acked = make([]bool, len(b.records))
+		}
+		var dFails []itemFailure
+		var kFails []load.RecordFailure
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error {
-			_, err := b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
+			var err error
+			_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
 			return err
 		})
-		if len(b.records) > 0 {
+		var todo []load.Record
+		for i, r := range b.records {
+			if !b.acked[i] {
+				todo = append(todo, r)
+			}
+		}
+		if len(todo) > 0 {
 			g.Go(func() error {
-				fails, err := s.cfg.Kinesis.Put(gctx, b.records)
-				if err != nil {
-					return err
+				acked := make([]bool, len(todo))
+				var err error
+				kFails, err = s.cfg.Kinesis.PutAcked(gctx, todo, acked)
+				for j, ok := range acked {
+					if ok {
+						b.acked[todo[j].Ref.(int)] = true
+					}
 				}
-				if len(fails) > 0 {
-					return fmt.Errorf("Kinesis rejected the event at %s: %w", fails[0].Rec.Ref, fails[0].Err)
-				}
-				return nil
+				return err
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("apply batch ending at %s: %w", b.maxPos.LSN, err)
+		}
+		if err := s.rowFailures(b, dFails, kFails); err != nil {
+			return err
 		}
 		cp.Pos = b.maxPos
 		cp.Changes += int64(b.changes)
@@ -213,6 +308,9 @@ func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
 		return err
 	}
 	s.cp = cp
+	if !b.maxPos.Less(s.intent) {
+		s.intent = extract.Position{}
+	}
 	s.stream.Ack(cp.LSN)
 	s.pendingSince.Store(0)
 	s.mu.Lock()
@@ -222,6 +320,41 @@ func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
 		s.status.LastCommitLSN, s.status.LastCommit = b.commitLSN, b.commitTime
 	}
 	s.mu.Unlock()
+	return nil
+}
+
+// rowFailures applies the error policy to the items and records of a batch
+// that the targets can never accept (the rest of the batch is durable).
+func (s *syncer) rowFailures(b *syncBatch, dFails []itemFailure, kFails []load.RecordFailure) error {
+	var fails []RowFailure
+	for _, f := range dFails {
+		iw := f.iw
+		fails = append(fails, RowFailure{Table: iw.tp.Source.QualifiedName(), Key: iw.keyText, Reason: "DynamoDB: " + f.err.Error(),
+			Op: iw.op.String(), LSN: iw.pos.LSN.String(), Row: rowText(iw.tp.Source, iw.row)})
+	}
+	for _, f := range kFails {
+		i := f.Rec.Ref.(int)
+		ch := b.recChanges[i]
+		tp := s.tables[ch.Table.QualifiedName()]
+		fails = append(fails, changeFailure(tp, ch, fmt.Errorf("Kinesis: %w", f.Err)))
+	}
+	if len(fails) == 0 {
+		return nil
+	}
+	if s.cfg.OnError != OnErrorSkip {
+		return &rowStopError{fails[0]}
+	}
+	for _, f := range fails {
+		if err := s.deadLetter(f); err != nil {
+			return err
+		}
+	}
+	for _, f := range dFails {
+		f.iw.dead = true
+	}
+	for _, f := range kFails {
+		b.acked[f.Rec.Ref.(int)] = true
+	}
 	return nil
 }
 

@@ -19,11 +19,34 @@ import (
 
 // getItem reads an item consistently (nil when absent).
 func (s *syncer) getItem(ctx context.Context, table string, key transform.Item) (transform.Item, error) {
-	out, err := s.cfg.DynamoClient.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return nil, fmt.Errorf("read item of %s: %w", table, err)
+	var item transform.Item
+	err := s.withRetry(ctx, "read item of "+table, func() error {
+		out, err := s.cfg.DynamoClient.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return fmt.Errorf("read item of %s: %w", table, err)
+		}
+		item = out.Item
+		return nil
+	})
+	return item, err
+}
+
+// withRetry runs fn until it succeeds, fails with an error that is not
+// transient, or ctx ends; transient failures (throttling, an outage, a reset
+// connection) are retried with the capped backoff of cfg.Retry, each retry
+// logged.
+func (s *syncer) withRetry(ctx context.Context, what string, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !load.IsTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("sync: "+what+" failed; retrying (sync falls behind meanwhile)", "slot", s.cfg.Slot,
+			"attempt", attempt, "checkpoint", s.cp.LSN, "err", err)
+		if serr := s.cfg.Retry.Sleep(ctx, attempt); serr != nil {
+			return fmt.Errorf("%w (retries: %w)", err, serr)
+		}
 	}
-	return out.Item, nil
 }
 
 var rereadMu sync.Mutex
@@ -69,7 +92,12 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 	case TruncateFail:
 		return fmt.Errorf("TRUNCATE of %s at %s and --truncate=fail: stopping before applying it", name, ch.Pos.LSN)
 	case TruncateApply:
-		n, err := s.deleteTable(ctx, tp, ch.Pos.Version())
+		var n int64
+		err := s.withRetry(ctx, "TRUNCATE of "+name, func() error {
+			var err error
+			n, err = s.deleteTable(ctx, tp, ch.Pos.Version())
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("apply TRUNCATE of %s: %w", name, err)
 		}
@@ -82,14 +110,21 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 		if err != nil {
 			return err
 		}
-		if fails, err := s.cfg.Kinesis.Put(ctx, []load.Record{{Stream: tp.Stream, PartitionKey: pk, Data: data}}); err != nil || len(fails) > 0 {
-			return fmt.Errorf("publish TRUNCATE of %s: %v %v", name, err, fails)
+		err = s.withRetry(ctx, "publish TRUNCATE of "+name, func() error {
+			fails, err := s.cfg.Kinesis.Put(ctx, []load.Record{{Stream: tp.Stream, PartitionKey: pk, Data: data}})
+			if err == nil && len(fails) > 0 {
+				err = fails[0].Err
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("publish TRUNCATE of %s: %w", name, err)
 		}
 	}
 	cp := s.cp
 	cp.Pos = ch.Pos
 	cp.Updated = time.Now().UTC()
-	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
+	if err := s.withRetry(ctx, "checkpoint", func() error { return SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp) }); err != nil {
 		return err
 	}
 	s.cp = cp
@@ -161,6 +196,9 @@ func (s *syncer) monitor(ctx context.Context, conn *pgx.Conn) error {
 		case <-heartbeat.C:
 			if s.cfg.Heartbeat > 0 {
 				if err := extract.EmitHeartbeat(ctx, conn); err != nil && ctx.Err() == nil {
+					if conn.IsClosed() {
+						return &lostConnError{fmt.Errorf("heartbeat: %w", err)}
+					}
 					s.log.Warn("heartbeat failed", "err", err)
 				}
 			}
@@ -169,6 +207,9 @@ func (s *syncer) monitor(ctx context.Context, conn *pgx.Conn) error {
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
+				}
+				if conn.IsClosed() {
+					return &lostConnError{fmt.Errorf("slot check: %w", err)}
 				}
 				s.log.Warn("slot check failed", "err", err)
 				continue

@@ -64,11 +64,11 @@ func sourceDir() (string, error) {
 		}
 		tried = append(tried, d)
 	}
-	return "", errors.New("stack: cannot find the stack sources (package-lock.json, kinesalite.js, pagila/); tried " + fmt.Sprint(tried))
+	return "", errors.New("stack: cannot find the stack sources (package-lock.json, dynalite.js, kinesalite.js, pagila/); tried " + fmt.Sprint(tried))
 }
 
 func isSourceDir(d string) bool {
-	for _, f := range []string{"package-lock.json", "kinesalite.js", filepath.Join("pagila", "pagila-schema.sql")} {
+	for _, f := range []string{"package-lock.json", "dynalite.js", "kinesalite.js", "abort-guard.js", filepath.Join("pagila", "pagila-schema.sql")} {
 		if _, err := os.Stat(filepath.Join(d, f)); err != nil {
 			return false
 		}

@@ -25,10 +25,9 @@ type emulator struct {
 var dynalite = emulator{
 	name: "dynalite",
 	args: func(port int) []string {
-		return []string{"node_modules/dynalite/cli.js", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
+		return []string{"dynalite.js", strconv.Itoa(port)}
 	},
-	marker: func(port int) string { return "dynalite/cli.js --host 127.0.0.1 --port " + strconv.Itoa(port) + " " },
+	marker: func(port int) string { return "dynalite.js " + strconv.Itoa(port) + " " },
 	ping:   dynamoPing,
 }
 

@@ -1,7 +1,10 @@
 // Starts kinesalite (in-memory) bound to 127.0.0.1 only: kinesalite's own CLI
-// has no --host flag and would listen on every interface.
+// has no --host flag and would listen on every interface. It survives clients
+// that disconnect mid-request (abort-guard.js).
 // Usage: node kinesalite.js PORT
 'use strict'
+
+require('./abort-guard.js')
 
 const port = Number(process.argv[2])
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,5 +411,44 @@ func TestDirFromEnv(t *testing.T) {
 	root, _ := repoRoot()
 	if d != filepath.Join(root, ".local") {
 		t.Errorf("Dir() = %s, want %s/.local", d, root)
+	}
+}
+
+// TestEmulatorsSurviveAbortedRequests: a client killed while it sends a body
+// (kill -9 of ferry) must not take the shared emulator down with it, as
+// dynalite's and kinesalite's own request handlers would (abort-guard.js).
+func TestEmulatorsSurviveAbortedRequests(t *testing.T) {
+	s := ForTest(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name      string
+		port, pid int
+		ping      func(context.Context, string) error
+	}{
+		{"dynalite", s.DynamoPort, s.DynamoPID, dynamoPing},
+		{"kinesalite", s.KinesisPort, s.KinesisPID, kinesisPing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 3 {
+				conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tc.port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 100000\r\n\r\n{\"TableName\":")
+				// An RST rather than a FIN, as from a killed process with unread data.
+				if tcp, ok := conn.(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0)
+				}
+				conn.Close()
+			}
+			// The emulator handles connections in order: a ping that answers
+			// after the aborted requests were read shows it survived them.
+			if err := tc.ping(ctx, endpoint(tc.port)); err != nil {
+				t.Fatalf("%s no longer answers after aborted requests: %v", tc.name, err)
+			}
+			if !alive(tc.pid) {
+				t.Fatalf("%s (pid %d) died", tc.name, tc.pid)
+			}
+		})
 	}
 }

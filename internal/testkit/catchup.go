@@ -25,26 +25,42 @@ func WaitCaughtUp(ctx context.Context, db, slot string, limit time.Duration) err
 // not after the key's last applied one are duplicates (a replay) and skipped.
 func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, duplicates, inversions int) {
 	state = map[string]map[string]json.RawMessage{}
+	// A truncate's record and the rows it removes are on different partition
+	// keys, so different shards, read in no particular order: truncates are
+	// applied by position. A row is dropped when a truncate of its table lies
+	// between its last event and the next one, or after its last.
+	truncs := map[string][]extract.Position{}
+	for _, ev := range events {
+		if ev.Op == "t" {
+			truncs[ev.Source.Table] = append(truncs[ev.Source.Table], eventPos(ev))
+		}
+	}
+	truncated := func(table string, after extract.Position, before *extract.Position) bool {
+		for _, p := range truncs[table] {
+			if after.Less(p) && (before == nil || p.Less(*before)) {
+				return true
+			}
+		}
+		return false
+	}
 	table := map[string]string{}
 	last := map[string]extract.Position{}
 	for _, ev := range events {
-		lsn, _ := extract.ParseLSN(ev.Source.LSN)
-		pos := extract.Position{LSN: lsn, Seq: ev.Source.Seq}
 		if ev.Op == "t" {
-			for k, t := range table {
-				if t == ev.Source.Table {
-					delete(state, k)
-				}
-			}
 			continue
 		}
-		if prev, ok := last[ev.PartitionKey]; ok && !prev.Less(pos) {
+		pos := eventPos(ev)
+		prev, seen := last[ev.PartitionKey]
+		if seen && !prev.Less(pos) {
 			if prev == pos {
 				duplicates++
 			} else {
 				inversions++
 			}
 			continue
+		}
+		if seen && truncated(ev.Source.Table, prev, &pos) {
+			delete(state, ev.PartitionKey)
 		}
 		last[ev.PartitionKey] = pos
 		table[ev.PartitionKey] = ev.Source.Table
@@ -64,7 +80,17 @@ func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, du
 			delete(state, ev.PartitionKey)
 		}
 	}
+	for k := range state {
+		if truncated(table[k], last[k], nil) {
+			delete(state, k)
+		}
+	}
 	return state, duplicates, inversions
+}
+
+func eventPos(ev Event) extract.Position {
+	lsn, _ := extract.ParseLSN(ev.Source.LSN)
+	return extract.Position{LSN: lsn, Seq: ev.Source.Seq}
 }
 
 // CompareStream compares the folded stream with the source rows passed
