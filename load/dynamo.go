@@ -51,7 +51,7 @@ func (r WriteRequest) validate() error {
 		errs = append(errs, errors.New("need exactly one of Put and Delete"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("table %q key %q: %w: %w", r.Table, r.KeyID, ErrInvalidRequest, err)
+		return fmt.Errorf("table %q key %q: %w: %w", r.Table, keyText(r.KeyID), ErrInvalidRequest, err)
 	}
 	return nil
 }
@@ -347,9 +347,9 @@ func (w *DynamoWriter) writeOneByOne(ctx context.Context, id int64, pending []in
 				slog.String("table", p.req.Table), slog.Int64("batch", id),
 				slog.String("key", p.req.KeyID), slog.Any("error", err))
 			failures = append(failures, indexedFailure{p.i, Failure{Req: p.req,
-				Err: fmt.Errorf("table %s key %q: %w", p.req.Table, p.req.KeyID, err)}})
+				Err: fmt.Errorf("table %s key %q: %w", p.req.Table, keyText(p.req.KeyID), err)}})
 		default:
-			return failures, fmt.Errorf("dynamodb batch %d: table %s key %q: %w", id, p.req.Table, p.req.KeyID, err)
+			return failures, fmt.Errorf("dynamodb batch %d: table %s key %q: %w", id, p.req.Table, keyText(p.req.KeyID), err)
 		}
 	}
 	return failures, nil
@@ -374,3 +374,7 @@ func batchTables(reqs []indexed) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// keyText renders a KeyID (partition and sort key joined by NUL) for people:
+// "pk / sk".
+func keyText(id string) string { return strings.ReplaceAll(id, "\x00", " / ") }

@@ -28,7 +28,8 @@ type tableCheck struct {
 	tp       *transform.TablePlan // nil for the "(unmapped)" collector
 	rep      *TableReport
 	max      int
-	keyNames []string // "(unmapped)": the target's key attributes
+	keyNames []string    // "(unmapped)": the target's key attributes
+	dead     DeadLetters // rows known to be dead-lettered (nil: none)
 
 	chunks   []extract.Chunk
 	nb       int      // buckets (a power of two)
@@ -44,6 +45,7 @@ type tableCheck struct {
 // report order (so that a truncated list is the same on every run). It is
 // not called once re-checks have started.
 func (tc *tableCheck) add(f *finding) {
+	tc.dead.relabel(&f.Finding)
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	tc.count(f.Kind, 1)
@@ -104,6 +106,8 @@ func (tc *tableCheck) count(kind string, n int64) {
 		tc.rep.InFlight += n
 	case KindUnconvertible:
 		tc.rep.Unconvertible += n
+	case KindDeadLettered:
+		tc.rep.DeadLettered += n
 	}
 }
 
@@ -123,7 +127,7 @@ func (tc *tableCheck) setKind(f *finding, kind string) {
 // report returns the table's report with its findings sorted.
 func (tc *tableCheck) report() TableReport {
 	r := *tc.rep
-	r.Matching = max(0, r.SourceRows-r.Missing-r.Differing-r.InFlight-r.Unconvertible)
+	r.Matching = max(0, r.SourceRows-r.Missing-r.Differing-r.InFlight-r.Unconvertible-r.DeadLettered)
 	r.Findings = make([]Finding, 0, len(tc.findings))
 	for _, f := range tc.findings {
 		r.Findings = append(r.Findings, f.Finding)

@@ -27,6 +27,7 @@ const (
 	KindDiffers       = "differs"       // item (stream state) and row disagree in some columns
 	KindInFlight      = "in_flight"     // differs, but kept changing while sync applied it
 	KindUnconvertible = "unconvertible" // the mapping cannot turn the source row into an item
+	KindDeadLettered  = "dead_lettered" // missing, differs or unconvertible, and in the dead-letter file (--dead-letter)
 	KindDuplicate     = "duplicate"     // stream: the same change (key, lsn, seq) twice
 	KindInversion     = "inversion"     // stream: a change older than the key's previous one
 )
@@ -69,6 +70,7 @@ type Totals struct {
 	Differing     int64 `json:"differing"`
 	InFlight      int64 `json:"in_flight"`
 	Unconvertible int64 `json:"unconvertible"`
+	DeadLettered  int64 `json:"dead_lettered"`
 }
 
 // TableReport is the comparison of one source table with its DynamoDB items.
@@ -83,6 +85,9 @@ type TableReport struct {
 	Differing     int64  `json:"differing"`
 	InFlight      int64  `json:"in_flight"`
 	Unconvertible int64  `json:"unconvertible"`
+	// DeadLettered counts the rows that would be missing, differing or
+	// unconvertible and are in the dead-letter files (--dead-letter).
+	DeadLettered int64 `json:"dead_lettered"`
 	// Ranges is the number of key ranges compared by digest; RangesDrilled
 	// how many of them differed and were compared item by item.
 	Ranges        int       `json:"ranges"`
@@ -133,6 +138,8 @@ type StreamReport struct {
 	Missing           int64     `json:"missing"`
 	Extra             int64     `json:"extra"`
 	Differing         int64     `json:"differing"`
+	Unconvertible     int64     `json:"unconvertible"` // source rows the mapping cannot render as an event
+	DeadLettered      int64     `json:"dead_lettered"` // missing, differing or unconvertible rows in the dead-letter files
 	Duplicates        int64     `json:"duplicates"`
 	Inversions        int64     `json:"inversions"`
 	Verdict           string    `json:"verdict"`
@@ -180,6 +187,7 @@ func (r *Report) Finish() {
 		r.Totals.Differing += t.Differing
 		r.Totals.InFlight += t.InFlight
 		r.Totals.Unconvertible += t.Unconvertible
+		r.Totals.DeadLettered += t.DeadLettered
 	}
 	for i := range r.Streams {
 		s := &r.Streams[i]
@@ -187,7 +195,7 @@ func (r *Report) Finish() {
 		switch {
 		case s.Error != "":
 			s.Verdict = VerdictError
-		case s.Missing+s.Extra+s.Differing+s.Inversions > 0:
+		case s.Missing+s.Extra+s.Differing+s.Inversions+s.Unconvertible+s.DeadLettered > 0:
 			s.Verdict = VerdictDifferences
 		default:
 			s.Verdict = VerdictConsistent
@@ -213,7 +221,7 @@ func tableVerdict(t *TableReport) string {
 	if t.Error != "" {
 		return VerdictError
 	}
-	bad := t.Missing + t.Extra + t.Differing + t.Unconvertible
+	bad := t.Missing + t.Extra + t.Differing + t.Unconvertible + t.DeadLettered
 	if bad == 0 {
 		if t.InFlight > 0 {
 			return VerdictInFlight

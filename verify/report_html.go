@@ -76,6 +76,7 @@ func agreementChart(tables []TableReport) chart {
 			{t.Extra, "extra", "extra in target"},
 			{t.InFlight, "flight", "in flight"},
 			{t.Unconvertible, "unconv", "unconvertible"},
+			{t.DeadLettered, "dead", "dead-lettered"},
 		}
 		// Problems get at least 2 pixels, taken from the agreeing part, so that
 		// one bad row in a large table stays visible.
@@ -131,7 +132,7 @@ code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;pa
 .v-repaired{background:#fff8c5;color:#7d4e00}.v-differences{background:#ffebe9;color:#a40e26}.v-error{background:#ffebe9;color:#a40e26;border:1px solid #a40e26}
 .meta td:first-child{width:9em;color:#57606a}
 svg text{font:12px system-ui,sans-serif;fill:#1f2328}
-rect.ok{fill:#2da44e}rect.diff{fill:#fb8f44}rect.missing{fill:#cf222e}rect.extra{fill:#8250df}rect.flight{fill:#54aeff}rect.unconv{fill:#953800}rect.none{fill:#eaeef2}
+rect.ok{fill:#2da44e}rect.diff{fill:#fb8f44}rect.missing{fill:#cf222e}rect.extra{fill:#8250df}rect.flight{fill:#54aeff}rect.unconv{fill:#953800}rect.dead{fill:#6e7781}rect.none{fill:#eaeef2}
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
 .err{color:#a40e26}
 </style>
@@ -156,14 +157,14 @@ rect.ok{fill:#2da44e}rect.diff{fill:#fb8f44}rect.missing{fill:#cf222e}rect.extra
 <text x="{{.PctX}}" y="{{.TextY}}">{{.Percent}}</text>
 {{- end}}
 </svg>
-<p class="legend"><span><i style="background:#2da44e"></i>agree</span><span><i style="background:#fb8f44"></i>differ</span><span><i style="background:#cf222e"></i>missing</span><span><i style="background:#8250df"></i>extra</span><span><i style="background:#54aeff"></i>in flight</span><span><i style="background:#953800"></i>unconvertible</span></p>
+<p class="legend"><span><i style="background:#2da44e"></i>agree</span><span><i style="background:#fb8f44"></i>differ</span><span><i style="background:#cf222e"></i>missing</span><span><i style="background:#8250df"></i>extra</span><span><i style="background:#54aeff"></i>in flight</span><span><i style="background:#953800"></i>unconvertible</span><span><i style="background:#6e7781"></i>dead-lettered</span></p>
 <h2>Tables</h2>
 <table>
-<tr><th>Table</th><th>Target</th><th>Source rows</th><th>Items</th><th>Missing</th><th>Extra</th><th>Differing</th><th>In flight</th><th>Ranges (drilled)</th><th>Verdict</th></tr>
+<tr><th>Table</th><th>Target</th><th>Source rows</th><th>Items</th><th>Missing</th><th>Extra</th><th>Differing</th><th>In flight</th><th>Dead-lettered</th><th>Ranges (drilled)</th><th>Verdict</th></tr>
 {{- range .R.Tables}}
-<tr><td><code>{{.Table}}</code></td><td><code>{{.Target}}</code></td><td class="n">{{.SourceRows}}</td><td class="n">{{.TargetItems}}</td><td class="n">{{.Missing}}</td><td class="n">{{.Extra}}</td><td class="n">{{.Differing}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.Ranges}} ({{.RangesDrilled}})</td><td><span class="v v-{{.Verdict}}">{{.Verdict}}</span>{{if .Error}} <span class="err">{{.Error}}</span>{{end}}</td></tr>
+<tr><td><code>{{.Table}}</code></td><td><code>{{.Target}}</code></td><td class="n">{{.SourceRows}}</td><td class="n">{{.TargetItems}}</td><td class="n">{{.Missing}}</td><td class="n">{{.Extra}}</td><td class="n">{{.Differing}}</td><td class="n">{{.InFlight}}</td><td class="n">{{.DeadLettered}}</td><td class="n">{{.Ranges}} ({{.RangesDrilled}})</td><td><span class="v v-{{.Verdict}}">{{.Verdict}}</span>{{if .Error}} <span class="err">{{.Error}}</span>{{end}}</td></tr>
 {{- end}}
-<tr><th>total</th><th></th><th class="n">{{.R.Totals.SourceRows}}</th><th class="n">{{.R.Totals.TargetItems}}</th><th class="n">{{.R.Totals.Missing}}</th><th class="n">{{.R.Totals.Extra}}</th><th class="n">{{.R.Totals.Differing}}</th><th class="n">{{.R.Totals.InFlight}}</th><th></th><th><span class="v v-{{.R.Verdict}}">{{.R.Verdict}}</span></th></tr>
+<tr><th>total</th><th></th><th class="n">{{.R.Totals.SourceRows}}</th><th class="n">{{.R.Totals.TargetItems}}</th><th class="n">{{.R.Totals.Missing}}</th><th class="n">{{.R.Totals.Extra}}</th><th class="n">{{.R.Totals.Differing}}</th><th class="n">{{.R.Totals.InFlight}}</th><th class="n">{{.R.Totals.DeadLettered}}</th><th></th><th><span class="v v-{{.R.Verdict}}">{{.R.Verdict}}</span></th></tr>
 </table>
 {{- if .Findings}}
 <h2>Findings</h2>
@@ -172,9 +173,9 @@ rect.ok{fill:#2da44e}rect.diff{fill:#fb8f44}rect.missing{fill:#cf222e}rect.extra
 {{- if .R.Streams}}
 <h2>Streams</h2>
 <table>
-<tr><th>Stream</th><th>Shards</th><th>Events</th><th>Rows</th><th>Source rows</th><th>Missing</th><th>Extra</th><th>Differing</th><th>Duplicates</th><th>Inversions</th><th>After snapshot</th><th>Verdict</th></tr>
+<tr><th>Stream</th><th>Shards</th><th>Events</th><th>Rows</th><th>Source rows</th><th>Missing</th><th>Extra</th><th>Differing</th><th>Dead-lettered</th><th>Duplicates</th><th>Inversions</th><th>After snapshot</th><th>Verdict</th></tr>
 {{- range .R.Streams}}
-<tr><td><code>{{.Stream}}</code></td><td class="n">{{.Shards}}</td><td class="n">{{.Events}}</td><td class="n">{{.Keys}}</td><td class="n">{{.SourceRows}}</td><td class="n">{{.Missing}}</td><td class="n">{{.Extra}}</td><td class="n">{{.Differing}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.Inversions}}</td><td class="n">{{.AfterSnapshot}}</td><td><span class="v v-{{.Verdict}}">{{.Verdict}}</span>{{if .Error}} <span class="err">{{.Error}}</span>{{end}}</td></tr>
+<tr><td><code>{{.Stream}}</code></td><td class="n">{{.Shards}}</td><td class="n">{{.Events}}</td><td class="n">{{.Keys}}</td><td class="n">{{.SourceRows}}</td><td class="n">{{.Missing}}</td><td class="n">{{.Extra}}</td><td class="n">{{.Differing}}</td><td class="n">{{.DeadLettered}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.Inversions}}</td><td class="n">{{.AfterSnapshot}}</td><td><span class="v v-{{.Verdict}}">{{.Verdict}}</span>{{if .Error}} <span class="err">{{.Error}}</span>{{end}}</td></tr>
 {{- end}}
 </table>
 {{- range .R.Streams}}{{if .Findings}}

@@ -43,15 +43,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		mdCode(r.Source), mdCode(r.Mapping), mdCode(r.SnapshotLSN), mdCell(r.syncText()),
 		r.GeneratedAt.UTC().Format(time.RFC3339), time.Duration(r.DurationMS)*time.Millisecond)
 	b.WriteString("### Tables\n\n")
-	b.WriteString("| Table | Target | Source rows | Items | Missing | Extra | Differing | In flight | Verdict |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| Table | Target | Source rows | Items | Missing | Extra | Differing | In flight | Dead-lettered | Verdict |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, t := range r.Tables {
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d | %d | %d | %s %s |\n", mdCode(t.Table), mdCode(t.Target), t.SourceRows, t.TargetItems,
-			t.Missing, t.Extra, t.Differing, t.InFlight, verdictEmoji[t.Verdict], t.Verdict)
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %s %s |\n", mdCode(t.Table), mdCode(t.Target), t.SourceRows, t.TargetItems,
+			t.Missing, t.Extra, t.Differing, t.InFlight, t.DeadLettered, verdictEmoji[t.Verdict], t.Verdict)
 	}
 	to := r.Totals
-	fmt.Fprintf(b, "| **total** | | %d | %d | %d | %d | %d | %d | %s %s |\n\n", to.SourceRows, to.TargetItems, to.Missing, to.Extra,
-		to.Differing, to.InFlight, verdictEmoji[r.Verdict], r.Verdict)
+	fmt.Fprintf(b, "| **total** | | %d | %d | %d | %d | %d | %d | %d | %s %s |\n\n", to.SourceRows, to.TargetItems, to.Missing, to.Extra,
+		to.Differing, to.InFlight, to.DeadLettered, verdictEmoji[r.Verdict], r.Verdict)
 	var fs []Finding
 	truncated := false
 	for _, t := range r.Tables {
@@ -67,11 +67,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	if len(r.Streams) > 0 {
 		b.WriteString("### Streams\n\n")
-		b.WriteString("| Stream | Shards | Events | Rows | Source rows | Missing | Extra | Differing | Duplicates | Inversions | Verdict |\n")
-		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		b.WriteString("| Stream | Shards | Events | Rows | Source rows | Missing | Extra | Differing | Dead-lettered | Duplicates | Inversions | Verdict |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		for _, s := range r.Streams {
-			fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s %s |\n", mdCode(s.Stream), s.Shards, s.Events, s.Keys,
-				s.SourceRows, s.Missing, s.Extra, s.Differing, s.Duplicates, s.Inversions, verdictEmoji[s.Verdict], s.Verdict)
+			fmt.Fprintf(b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s %s |\n", mdCode(s.Stream), s.Shards, s.Events, s.Keys,
+				s.SourceRows, s.Missing, s.Extra, s.Differing, s.DeadLettered, s.Duplicates, s.Inversions, verdictEmoji[s.Verdict], s.Verdict)
 		}
 		b.WriteString("\n")
 		for _, s := range r.Streams {

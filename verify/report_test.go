@@ -36,6 +36,10 @@ func sampleReport() *Report {
 					Columns: []ColumnDiff{{Column: "return_date", Source: `"2022-08-01T10:00:00.000000Z"`, Target: "NULL"}}}}},
 			{Table: "public.language", Target: "pagila", SourceRows: 6, TargetItems: 6, Ranges: 1},
 			{Table: "public.staff", Target: "pagila", Error: "scan pagila segment 0: connection reset"},
+			{Table: "public.payment", Target: "pagila", SourceRows: 16049, TargetItems: 16048, DeadLettered: 1, Ranges: 32, RangesDrilled: 1,
+				Findings: []Finding{{Kind: KindDeadLettered, Table: "public.payment", Key: "payment_date=2022-02-10 11:20:29.062919+00, payment_id=17503",
+					ItemKey: map[string]string{"pk": "PAYMENT#17503", "sk": "PAYMENT#2022-02-10T11:20:29.062919Z"},
+					Reason:  "in the dead-letter file: DynamoDB: ValidationException: Item size has exceeded the maximum allowed size"}}},
 		},
 		Streams: []StreamReport{{
 			Stream: "pagila-changes", Tables: []string{"public.language"}, Shards: 2, Events: 8, Keys: 5, SourceRows: 6, AfterSnapshot: 1,
@@ -52,7 +56,7 @@ func sampleReport() *Report {
 		if r.Tables[i].Findings == nil {
 			r.Tables[i].Findings = []Finding{}
 		}
-		r.Tables[i].Matching = max(0, r.Tables[i].SourceRows-r.Tables[i].Missing-r.Tables[i].Differing-r.Tables[i].InFlight)
+		r.Tables[i].Matching = max(0, r.Tables[i].SourceRows-r.Tables[i].Missing-r.Tables[i].Differing-r.Tables[i].InFlight-r.Tables[i].DeadLettered)
 	}
 	r.Finish()
 	return r
@@ -93,7 +97,7 @@ func TestReportVerdicts(t *testing.T) {
 		t.Errorf("with a table error: verdict %s exit %d", r.Verdict, r.ExitCode())
 	}
 	want := map[string]string{"public.actor": VerdictRepaired, "public.customer": VerdictRepaired, "public.film": VerdictDifferences,
-		"public.rental": VerdictInFlight, "public.language": VerdictConsistent, "public.staff": VerdictError}
+		"public.rental": VerdictInFlight, "public.language": VerdictConsistent, "public.staff": VerdictError, "public.payment": VerdictDifferences}
 	for _, tb := range r.Tables {
 		if tb.Verdict != want[tb.Table] {
 			t.Errorf("%s: verdict %s, want %s", tb.Table, tb.Verdict, want[tb.Table])

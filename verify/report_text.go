@@ -27,8 +27,12 @@ func (r *Report) headline() string {
 	case VerdictRepaired:
 		return "repaired: every difference found was fixed"
 	case VerdictDifferences:
-		return fmt.Sprintf("DIFFERENCES: %d missing, %d extra, %d differing, %d unconvertible%s",
-			r.Totals.Missing, r.Totals.Extra, r.Totals.Differing, r.Totals.Unconvertible, r.streamProblems())
+		dead := ""
+		if r.Totals.DeadLettered > 0 {
+			dead = fmt.Sprintf(", %d dead-lettered", r.Totals.DeadLettered)
+		}
+		return fmt.Sprintf("DIFFERENCES: %d missing, %d extra, %d differing, %d unconvertible%s%s",
+			r.Totals.Missing, r.Totals.Extra, r.Totals.Differing, r.Totals.Unconvertible, dead, r.streamProblems())
 	}
 	return "ERROR: could not check everything"
 }
@@ -36,7 +40,7 @@ func (r *Report) headline() string {
 func (r *Report) streamProblems() string {
 	var n int64
 	for _, s := range r.Streams {
-		n += s.Missing + s.Extra + s.Differing + s.Inversions
+		n += s.Missing + s.Extra + s.Differing + s.Inversions + s.Unconvertible + s.DeadLettered
 	}
 	if n == 0 {
 		return ""
@@ -72,7 +76,7 @@ func (f Finding) details() string {
 	if f.Reason != "" {
 		parts = append(parts, f.Reason)
 	}
-	if len(f.ItemKey) > 0 && (f.Kind == KindExtra || f.Kind == KindMissing) {
+	if len(f.ItemKey) > 0 && (f.Kind == KindExtra || f.Kind == KindMissing || f.Kind == KindDeadLettered) {
 		parts = append(parts, "item "+itemKeyString(f.ItemKey))
 	}
 	return strings.Join(parts, "; ")
@@ -86,13 +90,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(b, "source    %s\nmapping   %s\nsnapshot  %s\nsync      %s\nchecked   %s in %s\n\n",
 		r.Source, r.Mapping, r.SnapshotLSN, r.syncText(), r.GeneratedAt.UTC().Format(time.RFC3339), time.Duration(r.DurationMS)*time.Millisecond)
 	tw := tabwriter.NewWriter(b, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "table\ttarget\tsource rows\titems\tmissing\textra\tdiffering\tin flight\tranges (drilled)\tverdict")
+	fmt.Fprintln(tw, "table\ttarget\tsource rows\titems\tmissing\textra\tdiffering\tin flight\tdead-lettered\tranges (drilled)\tverdict")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%s\n", t.Table, t.Target, t.SourceRows, t.TargetItems,
-			t.Missing, t.Extra, t.Differing, t.InFlight, t.Ranges, t.RangesDrilled, t.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%s\n", t.Table, t.Target, t.SourceRows, t.TargetItems,
+			t.Missing, t.Extra, t.Differing, t.InFlight, t.DeadLettered, t.Ranges, t.RangesDrilled, t.Verdict)
 	}
 	to := r.Totals
-	fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t%d\t%d\t%d\t\t%s\n", to.SourceRows, to.TargetItems, to.Missing, to.Extra, to.Differing, to.InFlight, r.Verdict)
+	fmt.Fprintf(tw, "total\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\t%s\n", to.SourceRows, to.TargetItems, to.Missing, to.Extra, to.Differing,
+		to.InFlight, to.DeadLettered, r.Verdict)
 	tw.Flush()
 	for _, t := range r.Tables {
 		if t.Error != "" {
@@ -103,10 +108,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.Streams) > 0 {
 		b.WriteString("\n")
 		tw = tabwriter.NewWriter(b, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "stream\tshards\tevents\trows\tsource rows\tmissing\textra\tdiffering\tduplicates\tinversions\tafter snapshot\tverdict")
+		fmt.Fprintln(tw, "stream\tshards\tevents\trows\tsource rows\tmissing\textra\tdiffering\tdead-lettered\tduplicates\tinversions\tafter snapshot\tverdict")
 		for _, s := range r.Streams {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Stream, s.Shards, s.Events, s.Keys, s.SourceRows,
-				s.Missing, s.Extra, s.Differing, s.Duplicates, s.Inversions, s.AfterSnapshot, s.Verdict)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Stream, s.Shards, s.Events, s.Keys, s.SourceRows,
+				s.Missing, s.Extra, s.Differing, s.DeadLettered, s.Duplicates, s.Inversions, s.AfterSnapshot, s.Verdict)
 		}
 		tw.Flush()
 		for _, s := range r.Streams {

@@ -87,7 +87,19 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		defer mu.Unlock()
 		sr.SourceRows++
 		if err != nil {
-			return fmt.Errorf("%s (%s): %w", tc.rep.Table, tc.tp.KeyString(row), err)
+			// The row has no event form (as it has no item): a finding, and
+			// its key's events are not extra.
+			if kimg, kerr := afterImage(tc.tp, keyColumnsOnly(tc.tp, row)); kerr == nil {
+				fold.Compare(tc.rep.Table, kimg)
+			}
+			fd := Finding{Kind: KindUnconvertible, Table: tc.rep.Table, Key: tc.tp.KeyString(row), Reason: err.Error()}
+			if v.cfg.DeadLetters.relabel(&fd) {
+				sr.DeadLettered++
+			} else {
+				sr.Unconvertible++
+			}
+			add(fd)
+			return nil
 		}
 		_, fd := fold.Compare(tc.rep.Table, img)
 		if fd == nil {
@@ -95,9 +107,12 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 			return nil
 		}
 		fd.Key = tc.tp.KeyString(row)
-		if fd.Kind == KindMissing {
+		switch {
+		case v.cfg.DeadLetters.relabel(fd):
+			sr.DeadLettered++
+		case fd.Kind == KindMissing:
 			sr.Missing++
-		} else {
+		default:
 			sr.Differing++
 		}
 		add(*fd)
@@ -139,6 +154,19 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 	}
 	sr.FindingsTruncated = truncated || fold.Truncated
 	return nil
+}
+
+// keyColumnsOnly returns a copy of the row with every column outside the
+// primary key NULL.
+func keyColumnsOnly(tp *transform.TablePlan, row extract.Row) extract.Row {
+	out := make(extract.Row, len(row))
+	for i := range out {
+		out[i].Null = true
+	}
+	for _, i := range tp.Source.PK {
+		out[i] = row[i]
+	}
+	return out
 }
 
 // afterImage renders a source row as the after image of its event.

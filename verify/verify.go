@@ -60,6 +60,11 @@ type Config struct {
 	// MaxFindings is how many findings are listed per table or stream (default
 	// 1000); counts are always exact.
 	MaxFindings int
+	// DeadLetters are the rows ferry skipped (--on-error=skip): the checked
+	// rows among them that the targets lack or hold differently are reported
+	// as dead-lettered (still differences, but known ones). They are neither
+	// re-checked nor repaired.
+	DeadLetters DeadLetters
 	// DrillItems bounds the DynamoDB items held in memory while the key ranges
 	// whose digests differ are compared item by item (default 50000). More
 	// differing ranges than fit are compared in several rounds, each with its own
@@ -192,7 +197,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.Logger.Info("verify: snapshot taken", "lsn", v.snapLSN, "sync_running", v.syncRunning)
 
 	for _, tp := range v.plan.Tables {
-		v.tables = append(v.tables, &tableCheck{tp: tp, rep: &TableReport{Table: tp.Source.QualifiedName(), Target: tp.Target}, max: cfg.MaxFindings})
+		v.tables = append(v.tables, &tableCheck{tp: tp, rep: &TableReport{Table: tp.Source.QualifiedName(), Target: tp.Target}, max: cfg.MaxFindings,
+			dead: cfg.DeadLetters})
 	}
 	for _, target := range v.targets() {
 		tcs := v.onTarget(target)

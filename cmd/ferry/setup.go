@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -57,13 +59,27 @@ func readCatalog(ctx context.Context, source string) (map[string]*extract.Table,
 // (environment, shared config, SSO, IMDS; AWS_ENDPOINT_URL_* for endpoints).
 // The SDK owns retries of transport errors and throttled whole requests.
 func awsClients(ctx context.Context) (*dynamodb.Client, *kinesis.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMaxAttempts(10))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer))
 	if err != nil {
 		return nil, nil, usagef("AWS configuration: %v", err)
 	}
 	if cfg.Region == "" {
 		return nil, nil, usagef("AWS configuration: no region (set AWS_REGION or a profile's region)")
 	}
-	cfg.RetryMode = aws.RetryModeStandard
 	return dynamodb.NewFromConfig(cfg), kinesis.NewFromConfig(cfg), nil
+}
+
+// newRetryer is the SDK's standard retryer (10 attempts, jittered backoff; a
+// user's AWS_MAX_ATTEMPTS still applies) without its client-side retry quota.
+// The quota is a circuit breaker for interactive clients: after a few hundred
+// throttled or failed requests it stops retrying at all, so under sustained
+// throttling every write of a batch would fail at its first error, the whole
+// batch would be sent again, and a migration would livelock instead of
+// slowing down (seen in TestSyncUnderFaults). ferry's own backoff above the
+// SDK bounds the load instead.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 10
+		o.RateLimiter = ratelimit.None
+	})
 }

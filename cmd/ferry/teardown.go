@@ -47,7 +47,7 @@ func cmdTeardown(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if exists {
 		if info.Active {
-			return fmt.Errorf("slot %s is in use (is `ferry sync` running?); stop it first", *slot)
+			return usageError{fmt.Errorf("slot %s: %w (is `ferry sync` running?); stop it first", *slot, extract.ErrSlotInUse)}
 		}
 		if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", *slot); err != nil {
 			return fmt.Errorf("drop slot %s: %w", *slot, err)

@@ -46,6 +46,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	segments := fs.Int("segments", 4, "parallel DynamoDB Scan segments")
 	workers := fs.Int("workers", 2, "snapshot connections reading the source")
 	maxFindings := fs.Int("max-findings", 1000, "findings listed per table or stream (counts are always exact)")
+	deadLetter := fs.String("dead-letter", "", "dead-letter file of backfill or sync (--on-error=skip): its rows are reported as dead-lettered\n"+
+		"(known differences, still counted as differences) instead of missing, differing or unconvertible")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +73,12 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError{err}
 		}
 	}
+	var dead verify.DeadLetters
+	if *deadLetter != "" {
+		if dead, err = verify.ReadDeadLetters(*deadLetter); err != nil {
+			return usageError{err}
+		}
+	}
 	ddb, kin, err := awsClients(ctx)
 	if err != nil {
 		return err
@@ -79,7 +87,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := verify.Config{
 		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
 		Slot: *slot, Rechecks: *rechecks, Wait: *wait, Segments: *segments, Workers: *workers, MaxFindings: *maxFindings,
-		Logger: slog.Default(),
+		DeadLetters: dead, Logger: slog.Default(),
 		Checkpoint: func(ctx context.Context) (extract.LSN, bool, error) {
 			cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot)
 			var rnf *types.ResourceNotFoundException

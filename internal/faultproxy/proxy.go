@@ -321,7 +321,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(w, r, d)
 			return
 		}
-		if _, _, err := p.forward(r, body); err != nil {
+		// The request takes effect upstream; its answer is read (so the
+		// upstream connection is reused, not leaked) and thrown away.
+		if _, _, _, err := p.forwardRead(r, body); err != nil {
 			reset(w)
 			return
 		}

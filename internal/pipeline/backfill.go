@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -189,7 +190,19 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		}
 	}
 	if state != nil && (len(res.Failures) == 0 || cfg.OnError == OnErrorSkip) {
-		if err := state.saveRun(ctx, &runState{Slot: cfg.Slot, SlotLSN: res.SlotLSN.String(), Created: time.Now().UTC(), Complete: true}); err != nil {
+		// A run restricted with --tables completes the backfill only when
+		// every published table has been copied (by this run or earlier
+		// ones): sync streams from the slot only after a complete backfill,
+		// and must not skip the copy of a table nobody copied yet.
+		missing, err := state.uncopied(ctx, cfg.PublishTables)
+		if err != nil {
+			return res, err
+		}
+		if len(missing) > 0 {
+			log.Info("backfill of these tables done; others not copied yet (a backfill without --tables, or ferry sync, copies them)",
+				"slot", cfg.Slot, "not_copied", strings.Join(missing, ","))
+		}
+		if err := state.saveRun(ctx, &runState{Slot: cfg.Slot, SlotLSN: res.SlotLSN.String(), Created: time.Now().UTC(), Complete: len(missing) == 0}); err != nil {
 			return res, err
 		}
 	}

@@ -58,6 +58,31 @@ func (s *stateStore) saveRun(ctx context.Context, st *runState) error {
 	return s.ctl.Put(ctx, s.id, "run", b)
 }
 
+// uncopied returns the tables of which some chunk is not done (or that were
+// never planned), by qualified name.
+func (s *stateStore) uncopied(ctx context.Context, tables []*extract.Table) ([]string, error) {
+	plans, done, err := s.loadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range tables {
+		name := t.QualifiedName()
+		p := plans[name]
+		if p == nil || len(done[name]) < len(p.Chunks) {
+			out = append(out, name)
+			continue
+		}
+		for i := range p.Chunks {
+			if _, ok := done[name][i]; !ok {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 type chunkPlan struct {
 	Chunks []extract.Chunk `json:"chunks"`
 	Rows   int64           `json:"rows"`

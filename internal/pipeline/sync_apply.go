@@ -209,7 +209,7 @@ func (s *syncer) deadLetter(f RowFailure) error {
 type rowStopError struct{ f RowFailure }
 
 func (e *rowStopError) Error() string {
-	return fmt.Sprintf("table %s, key (%s), %s at %s: %s; stopped before acknowledging it (--on-error=stop): fix the row or the mapping and start sync again, or run with --on-error=skip to write such rows to the dead-letter file",
+	return fmt.Sprintf("table %s, key (%s), %s at %s: %s; stopped before acknowledging it (--on-error=stop); the change is read again when sync restarts, so change the mapping (exclude or convert the column) and start sync again, or start it with --on-error=skip to write such changes to the dead-letter file",
 		e.f.Table, e.f.Key, opName(e.f.Op), e.f.LSN, e.f.Reason)
 }
 

@@ -30,6 +30,7 @@ synchronous_commit = off
 full_page_writes = off
 timezone = 'UTC'
 log_timezone = 'UTC'
+ssl = on
 `
 
 // upPostgres builds a fresh cluster in dir/pg, starts it on a free port and
@@ -138,6 +139,9 @@ func initCluster(ctx context.Context, r *pgRunner, dir, dataDir, sockDir string)
 	if err := r.run(ctx, dir, filepath.Join(dir, "logs", "initdb.log"), "initdb",
 		"-D", dataDir, "--auth=trust", "-U", "postgres", "--encoding=UTF8",
 		"--locale="+locale, "--no-sync", "--no-instructions"); err != nil {
+		return err
+	}
+	if err := writeServerCert(r, dir, dataDir); err != nil {
 		return err
 	}
 	conf := fmt.Sprintf(pgConfig, strings.ReplaceAll(sockDir, "'", "''"))

@@ -452,3 +452,35 @@ func TestEmulatorsSurviveAbortedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresAcceptsTLS: the stack's server takes TLS, verified against its
+// own certificate, on plain and replication connections; a client that
+// trusts another certificate is refused.
+func TestPostgresAcceptsTLS(t *testing.T) {
+	s := ForTest(t)
+	ctx := t.Context()
+	tlsURL := func(root string) string {
+		return strings.Replace(s.SourceURL, "sslmode=disable", "sslmode=verify-full&sslrootcert="+root, 1)
+	}
+	for _, extra := range []string{"", "&replication=database"} {
+		conn, err := pgx.Connect(ctx, tlsURL(s.CACertFile())+extra)
+		if err != nil {
+			t.Fatalf("connect with verify-full%s: %v", extra, err)
+		}
+		if extra == "" {
+			var ssl bool
+			if err := conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil || !ssl {
+				t.Errorf("pg_stat_ssl.ssl = %v (%v), want true", ssl, err)
+			}
+		}
+		conn.Close(ctx)
+	}
+	other := filepath.Join(t.TempDir(), "other.crt")
+	if err := writeServerCert(&pgRunner{}, filepath.Dir(other), t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if conn, err := pgx.Connect(ctx, tlsURL(filepath.Join(filepath.Dir(other), caCertName))); err == nil {
+		conn.Close(ctx)
+		t.Fatal("verify-full accepted a server certificate the client does not trust")
+	}
+}
