@@ -2,6 +2,7 @@ package extract
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -340,4 +341,41 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecode decodes a transaction of rental updates as the server sends
+// it (begin, 100 updates with the old key, commit), per change.
+func BenchmarkDecode(b *testing.B) {
+	rental := &Table{Schema: "public", Name: "rental", PK: []int{0}, ReplicaIdentity: 'd', Columns: []Column{
+		{Name: "rental_id", Kind: KindInt}, {Name: "rental_date", Kind: KindTimestampTZ}, {Name: "inventory_id", Kind: KindInt},
+		{Name: "customer_id", Kind: KindInt}, {Name: "return_date", Kind: KindTimestampTZ}, {Name: "staff_id", Kind: KindInt},
+		{Name: "last_update", Kind: KindTimestampTZ},
+	}}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	msgs := []msg{beginMsg(0x1000, at, 42)}
+	for i := range 100 {
+		id := fmt.Sprint(1000 + i)
+		msgs = append(msgs, updateMsg(16400, 'K', []string{id, "\x00null", "\x00null", "\x00null", "\x00null", "\x00null", "\x00null"},
+			id, "2022-05-24 22:53:30+00", "367", "130", "2022-05-26 22:04:30+00", "1", "2022-02-16 02:30:53+00"))
+	}
+	msgs = append(msgs, commitMsg(0x1000, 0x1080, at))
+	rel := relationMsg(16400, "public", "rental", 'd', "rental_id", "rental_date", "inventory_id", "customer_id", "return_date", "staff_id", "last_update")
+	var bytes int
+	for _, m := range msgs {
+		bytes += len(m)
+	}
+	b.SetBytes(int64(bytes) / 100)
+	b.ReportAllocs()
+	d := NewDecoder(map[string]*Table{"public.rental": rental})
+	if _, err := d.Decode(rel); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 100 {
+		for _, m := range msgs {
+			if _, err := d.Decode(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }

@@ -85,9 +85,35 @@ func EmitHeartbeat(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// CurrentWALLSN returns pg_current_wal_lsn().
+// CurrentWALLSN returns pg_current_wal_lsn(), the WAL write position: a lower
+// bound of the commits that happen after the call (see CurrentWALInsertLSN for
+// an upper bound of those before it).
 func CurrentWALLSN(ctx context.Context, q Querier) (LSN, error) {
 	rows, err := q.Query(ctx, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
+		return 0, fmt.Errorf("current WAL position: %w", err)
+	}
+	defer rows.Close()
+	var s string
+	for rows.Next() {
+		if err := rows.Scan(&s); err != nil {
+			return 0, fmt.Errorf("current WAL position: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("current WAL position: %w", err)
+	}
+	return ParseLSN(s)
+}
+
+// CurrentWALInsertLSN returns pg_current_wal_insert_lsn(): an upper bound of
+// the commit records of every transaction visible to a snapshot taken before
+// the call. pg_current_wal_lsn() (the write position) is not: with
+// synchronous_commit off a transaction is visible before its commit record is
+// written, so a wait for "applied past the write position" can end before a
+// visible commit is applied.
+func CurrentWALInsertLSN(ctx context.Context, q Querier) (LSN, error) {
+	rows, err := q.Query(ctx, "SELECT pg_current_wal_insert_lsn()::text")
 	if err != nil {
 		return 0, fmt.Errorf("current WAL position: %w", err)
 	}

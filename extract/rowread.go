@@ -46,13 +46,13 @@ func ReadRowByKey(ctx context.Context, q Querier, t *Table, key []string) (row R
 }
 
 // ExportSnapshot exports the transaction's snapshot (for OpenSnapshotConn on
-// other connections) and returns its name with pg_current_wal_lsn() read in the
+// other connections) and returns its name with pg_current_wal_insert_lsn() read in the
 // same statement. Called as the transaction's first statement, that statement
 // takes the snapshot, so every transaction the snapshot sees committed before
 // the returned LSN.
 func (c *SnapshotConn) ExportSnapshot(ctx context.Context) (name string, lsn LSN, err error) {
 	var s string
-	if err := c.conn.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_current_wal_lsn()::text").Scan(&name, &s); err != nil {
+	if err := c.conn.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_current_wal_insert_lsn()::text").Scan(&name, &s); err != nil {
 		return "", 0, fmt.Errorf("export snapshot: %w", err)
 	}
 	if lsn, err = ParseLSN(s); err != nil {

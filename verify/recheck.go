@@ -95,6 +95,19 @@ func (v *verifier) waitCheckpoint(ctx context.Context, lsn extract.LSN) (cp extr
 		if err != nil {
 			return 0, false, err
 		}
+		// sync acknowledges the slot only past what both targets and its
+		// checkpoint hold, and an idle sync advances the slot (heartbeats)
+		// without rewriting its checkpoint: the slot's confirmed position
+		// counts as applied too.
+		if v.cfg.Slot != "" {
+			info, ok, err := extract.LookupSlot(ctx, v.pc, v.cfg.Slot)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok && info.ConfirmedFlushLSN > c {
+				c, found = info.ConfirmedFlushLSN, true
+			}
+		}
 		if found {
 			cp = c
 			v.rep.Sync.CheckpointLSN = c.String()
@@ -127,7 +140,7 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 			first[i] = v.probeSource(ctx, f, &h)
 		}
 		if waitSync {
-			lsn, err := extract.CurrentWALLSN(ctx, v.pc)
+			lsn, err := extract.CurrentWALInsertLSN(ctx, v.pc)
 			if err != nil {
 				return nil, err
 			}

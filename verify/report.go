@@ -40,7 +40,7 @@ type Report struct {
 	DurationMS    int64     `json:"duration_ms"`
 	Source        string    `json:"source"`
 	Mapping       string    `json:"mapping"`
-	// SnapshotLSN is pg_current_wal_lsn() at the start of the snapshot the
+	// SnapshotLSN is pg_current_wal_insert_lsn() at the start of the snapshot the
 	// source was read in.
 	SnapshotLSN string         `json:"snapshot_lsn"`
 	Sync        SyncState      `json:"sync"`

@@ -141,7 +141,7 @@ type verifier struct {
 	writer *load.DynamoWriter
 	tables []*tableCheck
 	extra  []*tableCheck // "(unmapped)" collectors, one per target
-	// snapLSN is pg_current_wal_lsn() read by the snapshot's first statement:
+	// snapLSN is pg_current_wal_insert_lsn() read by the snapshot's first statement:
 	// every transaction the snapshot sees committed before it. lsnBefore was
 	// read just before the snapshot was taken: a transaction the snapshot does
 	// not see commits after it (up to the few milliseconds between a commit

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/testkit"
+	"github.com/ferry-migrate/ferry/internal/workload"
 	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/transform"
 	"github.com/ferry-migrate/ferry/verify"
@@ -203,4 +205,48 @@ func TestVerifyStream(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("stream findings %q, want %q", got, want)
 	}
+}
+
+// TestVerifyWhileSyncRuns: ten verifies (every third with --stream) while sync
+// carries the workload report no false difference: rows that change during a
+// check are re-checked once sync has applied past them, and only ever end up
+// consistent or in flight.
+func TestVerifyWhileSyncRuns(t *testing.T) {
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	e.shrink(ctx, t)
+	if code, out, errOut := runFerry(t, e.args()...); code != 0 {
+		t.Fatalf("backfill exit %d\n%s\n%s", code, out, errOut)
+	}
+	p := e.startSync(t)
+	e.waitStreaming(ctx, t)
+	wctx, stopWorkload := context.WithCancel(ctx)
+	defer stopWorkload()
+	wdone := make(chan error, 1)
+	go func() {
+		_, err := workload.Run(wctx, workload.Config{SourceURL: e.db, Rate: 40, Seed: 71, Workers: 2})
+		wdone <- err
+	}()
+	inFlight := 0
+	for i := range 10 {
+		args := []string{"verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot, "--control-table", e.control}
+		if i%3 == 2 {
+			args = append(args, "--stream")
+		}
+		code, rep := runVerifyJSON(t, args...)
+		if code != 0 {
+			t.Errorf("verify %d (stream %v) while sync runs: exit %d, verdict %s, findings %q", i, i%3 == 2, code, rep.Verdict, findingSet(rep))
+			for _, s := range rep.Streams {
+				t.Errorf("  stream %s: %+v", s.Stream, s)
+			}
+		}
+		inFlight += int(rep.Totals.InFlight)
+	}
+	stopWorkload()
+	if err := <-wdone; err != nil && err != context.Canceled {
+		t.Fatal(err)
+	}
+	t.Logf("10 verifies under the workload: %d rows reported in flight", inFlight)
+	e.checkSynced(ctx, t)
+	p.stop(t)
 }
