@@ -29,7 +29,7 @@ vet:
 
 # All tests, integration tests included (they start/reuse the local stack).
 test: fmt vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 28m ./...
 
 # Benchmarks against the limits measured in the same run (see BENCHMARKS.md):
 # a local stack of its own in .local/bench, Pagila scaled FACTOR times.

@@ -46,17 +46,21 @@ func ReadRowByKey(ctx context.Context, q Querier, t *Table, key []string) (row R
 }
 
 // ExportSnapshot exports the transaction's snapshot (for OpenSnapshotConn on
-// other connections) and returns its name with pg_current_wal_insert_lsn() read in the
-// same statement. Called as the transaction's first statement, that statement
-// takes the snapshot, so every transaction the snapshot sees committed before
-// the returned LSN.
-func (c *SnapshotConn) ExportSnapshot(ctx context.Context) (name string, lsn LSN, err error) {
-	var s string
-	if err := c.conn.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_current_wal_insert_lsn()::text").Scan(&name, &s); err != nil {
-		return "", 0, fmt.Errorf("export snapshot: %w", err)
+// other connections) and returns its name, pg_current_wal_insert_lsn() and
+// pg_current_snapshot() read in the same statement. Called as the
+// transaction's first statement, that statement takes the snapshot: every
+// transaction the snapshot sees committed before the returned LSN, and the
+// returned TxSnapshot says exactly which ones it sees.
+func (c *SnapshotConn) ExportSnapshot(ctx context.Context) (name string, lsn LSN, snap TxSnapshot, err error) {
+	var s, xs string
+	if err := c.conn.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_current_wal_insert_lsn()::text, pg_current_snapshot()::text").Scan(&name, &s, &xs); err != nil {
+		return "", 0, TxSnapshot{}, fmt.Errorf("export snapshot: %w", err)
 	}
 	if lsn, err = ParseLSN(s); err != nil {
-		return "", 0, fmt.Errorf("export snapshot: %w", err)
+		return "", 0, TxSnapshot{}, fmt.Errorf("export snapshot: %w", err)
 	}
-	return name, lsn, nil
+	if snap, err = ParseTxSnapshot(xs); err != nil {
+		return "", 0, TxSnapshot{}, fmt.Errorf("export snapshot: %w", err)
+	}
+	return name, lsn, snap, nil
 }

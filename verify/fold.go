@@ -19,6 +19,7 @@ type Event struct {
 	Schema       string
 	Table        string
 	Pos          extract.Position
+	TxID         uint32 // the source transaction (0 for snapshot reads)
 }
 
 // DecodeEvent decodes a record's data.
@@ -32,6 +33,7 @@ func DecodeEvent(partitionKey string, data []byte) (Event, error) {
 			Table  string `json:"table"`
 			LSN    string `json:"lsn"`
 			Seq    uint32 `json:"seq"`
+			TxID   uint32 `json:"txid"`
 		} `json:"source"`
 	}
 	if err := json.Unmarshal(data, &env); err != nil {
@@ -47,7 +49,7 @@ func DecodeEvent(partitionKey string, data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("unknown op %q", env.Op)
 	}
 	return Event{PartitionKey: partitionKey, Op: env.Op, Before: env.Before, After: env.After,
-		Schema: env.Source.Schema, Table: env.Source.Table, Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}}, nil
+		Schema: env.Source.Schema, Table: env.Source.Table, Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID}, nil
 }
 
 // FoldTable describes a table whose events are folded: its qualified name,
@@ -180,10 +182,14 @@ type Folder struct {
 	// Cutoff: events past it are checked for order but not folded, so the state
 	// is the stream as of the snapshot (0 folds everything).
 	Cutoff extract.LSN
-	tables map[string]*foldTable
-	keys   map[string]*foldState
-	keep   map[string]bool
-	max    int
+	// Visible, when set, decides instead of Cutoff which changes the source
+	// snapshot saw (by transaction: see extract.TxSnapshot); snapshot reads
+	// (op r) always count as seen.
+	Visible func(txid uint32) bool
+	tables  map[string]*foldTable
+	keys    map[string]*foldState
+	keep    map[string]bool
+	max     int
 
 	Events, AfterCutoff, Foreign, Unkeyed int64
 	Duplicates, Inversions                int64
@@ -215,6 +221,14 @@ func (f *Folder) finding(x Finding) {
 
 func posText(p extract.Position) string { return fmt.Sprintf("%s:%d", p.LSN, p.Seq) }
 
+// afterSnapshot reports whether ev is a change the source snapshot did not see.
+func (f *Folder) afterSnapshot(ev Event) bool {
+	if f.Visible != nil {
+		return ev.Op != "r" && !f.Visible(ev.TxID)
+	}
+	return f.Cutoff != 0 && ev.Pos.LSN > f.Cutoff
+}
+
 // Apply folds one event.
 func (f *Folder) Apply(ev Event) {
 	t := f.tables[ev.Schema+"."+ev.Table]
@@ -229,7 +243,7 @@ func (f *Folder) Apply(ev Event) {
 		if f.keep == nil {
 			f.Events++
 		}
-		if f.Cutoff == 0 || ev.Pos.LSN <= f.Cutoff {
+		if !f.afterSnapshot(ev) {
 			t.addTruncate(ev.Pos)
 		}
 		return
@@ -263,7 +277,7 @@ func (f *Folder) Apply(ev Event) {
 			Position: posText(ev.Pos), Previous: posText(s.last)})
 	}
 	s.remember(ev.Pos)
-	if f.Cutoff != 0 && ev.Pos.LSN > f.Cutoff {
+	if f.afterSnapshot(ev) {
 		f.AfterCutoff++
 		return
 	}

@@ -68,6 +68,9 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		}
 	}
 	fold := NewFolder(fts, v.snapLSN, v.cfg.MaxFindings)
+	if v.txSnap.Xmax != 0 {
+		fold.Visible = v.txSnap.Visible
+	}
 	shards, err := v.readStream(ctx, sr.Stream, func(ev Event) { fold.Apply(ev) })
 	if err != nil {
 		return err

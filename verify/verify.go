@@ -147,7 +147,10 @@ type verifier struct {
 	// not see commits after it (up to the few milliseconds between a commit
 	// record and its visibility, which the re-checks cover).
 	snapLSN, lsnBefore extract.LSN
-	syncRunning        bool
+	// txSnap is the snapshot's transaction snapshot: which changes (by
+	// transaction id) it sees, for folding the stream exactly as of it.
+	txSnap      extract.TxSnapshot
+	syncRunning bool
 }
 
 // Run verifies the plan's tables (and, with Stream, their streams) and returns
@@ -244,11 +247,12 @@ func (v *verifier) syncState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sync checkpoint of slot %s: %w", v.cfg.Slot, err)
 	}
-	if !ok {
-		return nil
+	if ok {
+		v.rep.Sync.Checkpointed = true
+		v.rep.Sync.CheckpointLSN = lsn.String()
 	}
-	v.rep.Sync.Checkpointed = true
-	v.rep.Sync.CheckpointLSN = lsn.String()
+	// The slot decides, not the checkpoint: a sync that has just started has
+	// written none yet (it writes one with its first changes) but streams.
 	slot, exists, err := extract.LookupSlot(ctx, v.pc, v.cfg.Slot)
 	if err != nil {
 		return err
@@ -269,11 +273,11 @@ func (v *verifier) openSnapshot(ctx context.Context) error {
 		return err
 	}
 	v.conns = append(v.conns, c0)
-	name, lsn, err := c0.ExportSnapshot(ctx)
+	name, lsn, txs, err := c0.ExportSnapshot(ctx)
 	if err != nil {
 		return err
 	}
-	v.snapLSN = lsn
+	v.snapLSN, v.txSnap = lsn, txs
 	for i := 1; i < v.cfg.Workers; i++ {
 		c, err := extract.OpenSnapshotConn(ctx, v.cfg.SourceURL, name)
 		if err != nil {

@@ -235,7 +235,12 @@ func TestVerifyWhileSyncRuns(t *testing.T) {
 		}
 		code, rep := runVerifyJSON(t, args...)
 		if code != 0 {
-			t.Errorf("verify %d (stream %v) while sync runs: exit %d, verdict %s, findings %q", i, i%3 == 2, code, rep.Verdict, findingSet(rep))
+			t.Errorf("verify %d (stream %v) while sync runs: exit %d, verdict %s, sync %+v, findings %q", i, i%3 == 2, code, rep.Verdict, rep.Sync, findingSet(rep))
+			for _, tb := range rep.Tables {
+				for _, f := range tb.Findings {
+					t.Errorf("  %s %s (%s): %s", f.Kind, f.Table, f.Key, f.Reason)
+				}
+			}
 			for _, s := range rep.Streams {
 				t.Errorf("  stream %s: %+v", s.Stream, s)
 			}
