@@ -406,3 +406,57 @@ func TestSyncSurvivesPostgresRestart(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestWrongCredentials: AWS refusing the credentials (the emulators accept
+// any, so the proxy answers as AWS does) stops backfill at once with exit 2,
+// the service's message and no secret, before any slot or state is made.
+func TestWrongCredentials(t *testing.T) {
+	e := newBackfillEnv(t)
+	f := newFaultEnv(t, e, 9)
+	ctx := t.Context()
+	const secret = "wrongSecretKeyDoNotPrint0123456789"
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	for _, p := range []*faultproxy.Proxy{f.ddb, f.kin} {
+		f.setRules()
+		p.SetRules(faultproxy.Rule{Kind: faultproxy.Unauthorized, Rate: 1})
+		code, out, errOut := runFerry(t, e.args()...)
+		if code != 2 {
+			t.Fatalf("backfill with refused credentials: exit %d, want 2\n%s\n%s", code, out, errOut)
+		}
+		if !strings.Contains(errOut, "UnrecognizedClientException") || !strings.Contains(errOut, "security token") {
+			t.Errorf("the error does not say the credentials were refused:\n%s", errOut)
+		}
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("the secret key was printed:\n%s\n%s", out, errOut)
+		}
+	}
+	conn, err := extract.Connect(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, exists, err := extract.LookupSlot(ctx, conn, e.slot); err != nil || exists {
+		t.Errorf("a slot was created although AWS refused the credentials (exists %v, %v)", exists, err)
+	}
+}
+
+// TestBackfillOverTLS: ferry talks to PostgreSQL over TLS with the URL's
+// sslmode (verify-full against the stack's certificate), replication
+// connection included.
+func TestBackfillOverTLS(t *testing.T) {
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	e.tables = []string{"language", "category"}
+	tlsURL := strings.Replace(e.db, "sslmode=disable", "sslmode=verify-full&sslrootcert="+e.st.CACertFile(), 1)
+	if tlsURL == e.db {
+		t.Fatalf("test database URL %s has no sslmode=disable to replace", e.db)
+	}
+	if code, out, errOut := runFerry(t, e.args("--source", tlsURL, "--tables", "language,category")...); code != 0 {
+		t.Fatalf("backfill over TLS: exit %d\n%s\n%s", code, out, errOut)
+	}
+	e.checkExact(ctx, t, 0)
+	wrong := strings.Replace(e.db, "sslmode=disable", "sslmode=verify-full&sslrootcert=/nonexistent/root.crt", 1)
+	if code, _, errOut := runFerry(t, "plan", "--source", wrong, "--mapping", e.mapping); code != 2 {
+		t.Errorf("plan with an unreadable root certificate: exit %d, want 2\n%s", code, errOut)
+	}
+}

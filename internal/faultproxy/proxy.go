@@ -47,6 +47,10 @@ const (
 	Latency Kind = "latency"
 	// Outage is counted for requests refused while the outage switch is on.
 	Outage Kind = "outage"
+	// Unauthorized answers 400 UnrecognizedClientException without
+	// forwarding, as AWS does for wrong credentials (the emulators accept
+	// any).
+	Unauthorized Kind = "unauthorized"
 )
 
 // Rule injects one kind of fault into a share of the requests.
@@ -307,6 +311,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = "com.amazonaws.dynamodb.v20120810#" + code
 		}
 		writeError(w, r, http.StatusBadRequest, code, "injected throttling: rate of requests exceeds the allowed throughput")
+		return
+	case Unauthorized:
+		code := "UnrecognizedClientException"
+		if strings.HasPrefix(target, "DynamoDB_") {
+			code = "com.amazon.coral.service#" + code
+		}
+		writeError(w, r, http.StatusBadRequest, code, "The security token included in the request is invalid.")
 		return
 	case Latency:
 		t := time.NewTimer(d.delay)
