@@ -89,21 +89,7 @@ func EmitHeartbeat(ctx context.Context, conn *pgx.Conn) error {
 // bound of the commits that happen after the call (see CurrentWALInsertLSN for
 // an upper bound of those before it).
 func CurrentWALLSN(ctx context.Context, q Querier) (LSN, error) {
-	rows, err := q.Query(ctx, "SELECT pg_current_wal_lsn()::text")
-	if err != nil {
-		return 0, fmt.Errorf("current WAL position: %w", err)
-	}
-	defer rows.Close()
-	var s string
-	for rows.Next() {
-		if err := rows.Scan(&s); err != nil {
-			return 0, fmt.Errorf("current WAL position: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("current WAL position: %w", err)
-	}
-	return ParseLSN(s)
+	return walPosition(ctx, q, "pg_current_wal_lsn")
 }
 
 // CurrentWALInsertLSN returns pg_current_wal_insert_lsn(): an upper bound of
@@ -113,19 +99,24 @@ func CurrentWALLSN(ctx context.Context, q Querier) (LSN, error) {
 // written, so a wait for "applied past the write position" can end before a
 // visible commit is applied.
 func CurrentWALInsertLSN(ctx context.Context, q Querier) (LSN, error) {
-	rows, err := q.Query(ctx, "SELECT pg_current_wal_insert_lsn()::text")
+	return walPosition(ctx, q, "pg_current_wal_insert_lsn")
+}
+
+// walPosition calls one of PostgreSQL's WAL position functions (a constant).
+func walPosition(ctx context.Context, q Querier, fn string) (LSN, error) {
+	rows, err := q.Query(ctx, "SELECT "+fn+"()::text")
 	if err != nil {
-		return 0, fmt.Errorf("current WAL position: %w", err)
+		return 0, fmt.Errorf("current WAL position (%s): %w", fn, err)
 	}
 	defer rows.Close()
 	var s string
 	for rows.Next() {
 		if err := rows.Scan(&s); err != nil {
-			return 0, fmt.Errorf("current WAL position: %w", err)
+			return 0, fmt.Errorf("current WAL position (%s): %w", fn, err)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("current WAL position: %w", err)
+		return 0, fmt.Errorf("current WAL position (%s): %w", fn, err)
 	}
 	return ParseLSN(s)
 }
