@@ -74,6 +74,10 @@ func goroutineBaseline(t *testing.T, count bool, proxies ...*faultproxy.Proxy) f
 	_, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	stop()
 	before := runtime.NumGoroutine()
+	existing := make(map[string]bool)
+	for _, g := range goroutineDump() {
+		existing[goroutineID(g)] = true
+	}
 	return func() {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
@@ -81,7 +85,7 @@ func goroutineBaseline(t *testing.T, count bool, proxies ...*faultproxy.Proxy) f
 			for _, p := range proxies {
 				p.DropIdle()
 			}
-			leaked := ferryGoroutines()
+			leaked := ferryGoroutines(existing)
 			n := runtime.NumGoroutine()
 			if len(leaked) == 0 && (!count || n <= before) {
 				return
@@ -101,18 +105,36 @@ func goroutineBaseline(t *testing.T, count bool, proxies ...*faultproxy.Proxy) f
 	}
 }
 
-// ferryGoroutines lists the running goroutines that execute ferry's packages
-// or the PostgreSQL driver, other than the tests' own and the proxies'.
-func ferryGoroutines() []string {
+// goroutineDump returns the stack of every running goroutine, one per entry.
+func goroutineDump() []string {
 	var b bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return strings.Split(strings.TrimSpace(b.String()), "\n\n")
+}
+
+// goroutineID returns the "goroutine N" header of a goroutineDump entry.
+func goroutineID(g string) string {
+	head, _, _ := strings.Cut(g, " [")
+	return head
+}
+
+// ferryGoroutines lists the running goroutines that execute ferry's packages
+// or the PostgreSQL driver and were not running at the baseline (existing,
+// keyed by goroutineID), other than the tests' own, the proxies' and the
+// local stack's (its process reapers live as long as the test binary, and
+// start whenever the first test of the binary starts the stack).
+func ferryGoroutines(existing map[string]bool) []string {
 	var out []string
-	for _, g := range strings.Split(b.String(), "\n\n") {
+	for _, g := range goroutineDump() {
+		if existing[goroutineID(g)] {
+			continue
+		}
 		if !strings.Contains(g, "ferry-migrate/ferry/") && !strings.Contains(g, "jackc/") {
 			continue
 		}
 		if strings.Contains(g, "ferry/cmd/ferry.Test") || strings.Contains(g, "ferry/cmd/ferry.testMain") ||
-			strings.Contains(g, "ferry/internal/faultproxy") || strings.Contains(g, "ferry/cmd/ferry.ferryGoroutines") {
+			strings.Contains(g, "ferry/internal/faultproxy") || strings.Contains(g, "ferry/internal/stack.") ||
+			strings.Contains(g, "ferry/cmd/ferry.ferryGoroutines") || strings.Contains(g, "ferry/cmd/ferry.goroutineDump") {
 			continue
 		}
 		out = append(out, g)
