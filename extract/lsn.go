@@ -82,16 +82,22 @@ func (p Position) Less(q Position) bool {
 // followed by the sequence number in SeqDigits digits, so that numeric order of
 // versions equals the order of positions (at most 28 digits: DynamoDB holds 38).
 func (p Position) Version() string {
-	if p.LSN == 0 {
-		return strconv.FormatUint(uint64(p.Seq), 10)
-	}
 	var buf [32]byte
-	b := strconv.AppendUint(buf[:0], uint64(p.LSN), 10)
-	seq := strconv.AppendUint(buf[24:24], uint64(p.Seq), 10)
-	for i := len(seq); i < SeqDigits; i++ {
-		b = append(b, '0')
+	return string(p.AppendVersion(buf[:0]))
+}
+
+// AppendVersion appends Version's form to dst.
+func (p Position) AppendVersion(dst []byte) []byte {
+	if p.LSN == 0 {
+		return strconv.AppendUint(dst, uint64(p.Seq), 10)
 	}
-	return string(append(b, seq...))
+	dst = strconv.AppendUint(dst, uint64(p.LSN), 10)
+	var buf [20]byte
+	seq := strconv.AppendUint(buf[:0], uint64(p.Seq), 10)
+	for i := len(seq); i < SeqDigits; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, seq...)
 }
 
 // ParseVersion is the inverse of Position.Version.

@@ -68,11 +68,18 @@ func checkFinite(text string) error {
 // isoTimestamp turns PostgreSQL's ISO output ("2022-02-15 09:09:17.5+00", with
 // the session in UTC) into "2022-02-15T09:09:17.500000Z" (tz) or without Z.
 func isoTimestamp(text string, tz bool) (string, error) {
+	b, err := appendISOTimestamp(make([]byte, 0, 28), text, tz)
+	return string(b), err
+}
+
+// appendISOTimestamp appends isoTimestamp's form of text to dst. The form
+// never needs JSON escaping.
+func appendISOTimestamp(dst []byte, text string, tz bool) ([]byte, error) {
 	if strings.HasSuffix(text, "infinity") {
-		return "", fmt.Errorf("timestamp %q has no DynamoDB form", text)
+		return dst, fmt.Errorf("timestamp %q has no DynamoDB form", text)
 	}
 	if len(text) < 19 || text[10] != ' ' {
-		return "", fmt.Errorf("unexpected timestamp form %q", text)
+		return dst, fmt.Errorf("unexpected timestamp form %q", text)
 	}
 	s := text
 	bc := false
@@ -80,44 +87,41 @@ func isoTimestamp(text string, tz bool) (string, error) {
 		bc = true
 		s = s[:len(s)-3]
 	}
-	zone := ""
 	if tz {
 		i := strings.LastIndexAny(s, "+-")
 		if i < 19 {
-			return "", fmt.Errorf("timestamptz %q without offset", text)
+			return dst, fmt.Errorf("timestamptz %q without offset", text)
 		}
-		zone = s[i:]
+		zone := s[i:]
 		s = s[:i]
 		if zone != "+00" && zone != "+00:00" {
 			// The session runs in UTC; any other offset means a foreign session setting.
 			t, err := parseTimestampTZ(text)
 			if err != nil {
-				return "", fmt.Errorf("unexpected timestamptz form %q", text)
+				return dst, fmt.Errorf("unexpected timestamptz form %q", text)
 			}
-			return t.UTC().Format("2006-01-02T15:04:05.000000Z"), nil
+			return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z"), nil
 		}
 	}
-	var b strings.Builder
-	b.Grow(28)
-	b.WriteString(s[:10])
-	b.WriteByte('T')
-	b.WriteString(s[11:19])
-	b.WriteByte('.')
+	dst = append(dst, s[:10]...)
+	dst = append(dst, 'T')
+	dst = append(dst, s[11:19]...)
+	dst = append(dst, '.')
 	frac := ""
 	if len(s) > 19 && s[19] == '.' {
 		frac = s[20:]
 	}
-	b.WriteString(frac)
+	dst = append(dst, frac...)
 	for i := len(frac); i < 6; i++ {
-		b.WriteByte('0')
+		dst = append(dst, '0')
 	}
 	if tz {
-		b.WriteByte('Z')
+		dst = append(dst, 'Z')
 	}
 	if bc {
-		b.WriteString(" BC")
+		dst = append(dst, " BC"...)
 	}
-	return b.String(), nil
+	return dst, nil
 }
 
 // parseTimestampTZ parses PostgreSQL's ISO timestamptz output. The offset is
@@ -139,6 +143,12 @@ func parseTimestampTZ(text string) (time.Time, error) {
 // numberFitsN reports whether a decimal string fits DynamoDB's N type: at most 38
 // significant digits, magnitude between 1E-130 and 9.9999999999999999999999999999999999999E+125.
 func numberFitsN(text string) bool {
+	return plainDecimal(text) || numberFitsExact(text)
+}
+
+// numberFitsExact is numberFitsN for any decimal form (exponents, leading
+// zeros, more than 38 digits of which some are zeros).
+func numberFitsExact(text string) bool {
 	s := strings.TrimLeft(text, "+-")
 	mant, expPart, hasExp := strings.Cut(strings.ToLower(s), "e")
 	exp := 0
@@ -161,8 +171,40 @@ func numberFitsN(text string) bool {
 	return len(digits) <= 38 && mag <= 125 && mag >= -130
 }
 
+// plainDecimal reports whether text is an optionally negative decimal of at
+// most 38 digits without exponent ("16050", "-2.99"): the form of almost every
+// integer and numeric value, which fits N without further analysis.
+func plainDecimal(text string) bool {
+	s := text
+	if len(s) > 0 && s[0] == '-' {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 39 {
+		return false
+	}
+	digits, dot := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits <= 38
+}
+
 // attr converts one non-null column value to an attribute value.
 func (c *converter) attr(text string) (types.AttributeValue, error) {
+	return c.attrEnc(nil, -1, text)
+}
+
+// attrEnc is attr taking its values from a row's encoder when e is not nil
+// (text is then the value of source column col; col < 0 for an array
+// element, which is not cached).
+func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeValue, error) {
 	if c.arr {
 		elems, err := parseArray(text)
 		if err != nil {
@@ -173,32 +215,32 @@ func (c *converter) attr(text string) (types.AttributeValue, error) {
 	}
 	switch c.conv {
 	case mappings.ConvString:
-		s, err := canonical(c.kind, text)
+		if c.kind == extract.KindBytea {
+			return e.newS(strings.TrimPrefix(text, `\x`)), nil
+		}
+		s, err := e.canonicalOf(col, c.kind, text)
 		if err != nil {
 			return nil, err
 		}
-		if c.kind == extract.KindBytea {
-			s = strings.TrimPrefix(text, `\x`)
-		}
-		return &types.AttributeValueMemberS{Value: s}, nil
+		return e.newS(s), nil
 	case mappings.ConvNumber:
 		if c.kind == extract.KindBool {
 			if text == "t" {
-				return &types.AttributeValueMemberN{Value: "1"}, nil
+				return e.newN("1"), nil
 			}
-			return &types.AttributeValueMemberN{Value: "0"}, nil
+			return e.newN("0"), nil
 		}
-		return c.number(text)
+		return c.number(e, text)
 	case mappings.ConvEpochMS:
 		ms, err := epochMillis(c.kind, text)
 		if err != nil {
 			return nil, err
 		}
-		return &types.AttributeValueMemberN{Value: strconv.FormatInt(ms, 10)}, nil
+		return e.newN(e.appendInt(ms)), nil
 	}
 	switch c.kind {
 	case extract.KindInt, extract.KindNumeric, extract.KindFloat:
-		return c.number(text)
+		return c.number(e, text)
 	case extract.KindBool:
 		return &types.AttributeValueMemberBOOL{Value: text == "t"}, nil
 	case extract.KindBytea:
@@ -208,22 +250,22 @@ func (c *converter) attr(text string) (types.AttributeValue, error) {
 		}
 		return &types.AttributeValueMemberB{Value: b}, nil
 	}
-	s, err := canonical(c.kind, text)
+	s, err := e.canonicalOf(col, c.kind, text)
 	if err != nil {
 		return nil, err
 	}
-	return &types.AttributeValueMemberS{Value: s}, nil
+	return e.newS(s), nil
 }
 
-func (c *converter) number(text string) (types.AttributeValue, error) {
+func (c *converter) number(e *rowEnc, text string) (types.AttributeValue, error) {
 	if err := checkFinite(text); err != nil {
 		return nil, err
 	}
 	if numberFitsN(text) {
-		return &types.AttributeValueMemberN{Value: text}, nil
+		return e.newN(text), nil
 	}
 	// Beyond DynamoDB's 38 digits: keep every digit as a string rather than round.
-	return &types.AttributeValueMemberS{Value: text}, nil
+	return e.newS(text), nil
 }
 
 func (c *converter) listAttr(elems []arrayElem) (types.AttributeValue, error) {
@@ -318,6 +360,13 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 		return append(dst, '"'), nil
 	case extract.KindJSON:
 		return append(dst, text...), nil
+	case extract.KindTimestamp, extract.KindTimestampTZ:
+		dst = append(dst, '"')
+		dst, err := appendISOTimestamp(dst, text, c.kind == extract.KindTimestampTZ)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, '"'), nil
 	}
 	s, err := canonical(c.kind, text)
 	if err != nil {

@@ -287,10 +287,18 @@ func TestNumberFitsN(t *testing.T) {
 		{"1e-131", false},
 		{"1e", false},
 		{"1ex", false},
+		{"16050", true},
+		{"-2.99", true},
+		{"1.", true},
+		{"0." + digits38[1:], true},
 	}
 	for _, tt := range tests {
 		if got := numberFitsN(tt.in); got != tt.want {
 			t.Errorf("numberFitsN(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+		// The fast path may only accept what the exact analysis accepts.
+		if plainDecimal(tt.in) && !numberFitsExact(tt.in) {
+			t.Errorf("plainDecimal(%q) accepts a number numberFitsExact refuses", tt.in)
 		}
 	}
 }

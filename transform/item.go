@@ -58,12 +58,16 @@ func (tp *TablePlan) rowErr(row extract.Row, err error) error {
 // Key builds the item's primary key attributes and the key's identity string
 // (partition value, NUL, sort value) used to keep per-key order.
 func (tp *TablePlan) Key(row extract.Row) (Item, string, error) {
-	return tp.keyInto(make(Item, 2), row)
+	var e rowEnc
+	e.init(row, tp.all)
+	e.tp, e.s, e.buf = tp, make([]types.AttributeValueMemberS, 0, 2), make([]byte, 0, 128)
+	return e.key(make(Item, 2))
 }
 
-// keyInto adds the key attributes to item (sized by the caller).
-func (tp *TablePlan) keyInto(key Item, row extract.Row) (Item, string, error) {
-	pk, ok, err := tp.PK.tpl.render(row)
+// key adds the key attributes to item (sized by the caller).
+func (e *rowEnc) key(key Item) (Item, string, error) {
+	tp, row := e.tp, e.row
+	pk, ok, err := tp.PK.tpl.renderEnc(e)
 	if err != nil {
 		return nil, "", tp.rowErr(row, err)
 	}
@@ -73,23 +77,26 @@ func (tp *TablePlan) keyInto(key Item, row extract.Row) (Item, string, error) {
 	if len(pk) > MaxPartitionKeyBytes {
 		return nil, "", tp.rowErr(row, fmt.Errorf("partition key %s is %d bytes, DynamoDB allows %d", tp.PK.Name, len(pk), MaxPartitionKeyBytes))
 	}
-	key[tp.PK.Name] = &types.AttributeValueMemberS{Value: pk}
-	id := pk
-	if tp.SK != nil {
-		sk, ok, err := tp.SK.tpl.render(row)
-		if err != nil {
-			return nil, "", tp.rowErr(row, err)
-		}
-		if !ok || sk == "" {
-			return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is empty (a column of its template is NULL)", tp.SK.Name))
-		}
-		if len(sk) > MaxSortKeyBytes {
-			return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is %d bytes, DynamoDB allows %d", tp.SK.Name, len(sk), MaxSortKeyBytes))
-		}
-		key[tp.SK.Name] = &types.AttributeValueMemberS{Value: sk}
-		id += "\x00" + sk
+	key[tp.PK.Name] = e.newS(pk)
+	if tp.SK == nil {
+		return key, pk, nil
 	}
-	return key, id, nil
+	sk, ok, err := tp.SK.tpl.renderEnc(e)
+	if err != nil {
+		return nil, "", tp.rowErr(row, err)
+	}
+	if !ok || sk == "" {
+		return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is empty (a column of its template is NULL)", tp.SK.Name))
+	}
+	if len(sk) > MaxSortKeyBytes {
+		return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is %d bytes, DynamoDB allows %d", tp.SK.Name, len(sk), MaxSortKeyBytes))
+	}
+	key[tp.SK.Name] = e.newS(sk)
+	start := e.mark()
+	e.buf = append(e.buf, pk...)
+	e.buf = append(e.buf, 0)
+	e.buf = append(e.buf, sk...)
+	return key, e.str(start), nil
 }
 
 // Item builds the whole item for a row at a position: the key, GSI attributes
@@ -97,9 +104,11 @@ func (tp *TablePlan) keyInto(key Item, row extract.Row) (Item, string, error) {
 // column under its source name (NULL as NULL), _table and _version. Columns
 // marked Unchanged (TOAST values an update did not carry) are left out.
 func (tp *TablePlan) Item(row extract.Row, pos extract.Position) (Item, string, error) {
+	var e rowEnc
+	e.initItem(tp, row)
 	// One allocation for the map at its final size: growing it per attribute
 	// was the largest cost of the backfill's source side in the profile.
-	item, id, err := tp.keyInto(make(Item, len(tp.Columns)+4+2*len(tp.GSIs)), row)
+	item, id, err := e.key(make(Item, len(tp.Columns)+4+2*len(tp.GSIs)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -111,22 +120,26 @@ func (tp *TablePlan) Item(row extract.Row, pos extract.Position) (Item, string, 
 		case v.Null:
 			item[c.Name] = &types.AttributeValueMemberNULL{Value: true}
 		default:
-			av, err := c.conv.attr(v.Text)
+			av, err := c.conv.attrEnc(&e, c.Index, v.Text)
 			if err != nil {
 				return nil, "", tp.rowErr(row, &ValueError{Column: c.Name, Reason: err.Error()})
 			}
 			item[c.Name] = av
 		}
 	}
-	if err := tp.addGSIs(item, row); err != nil {
+	if err := e.addGSIs(item); err != nil {
 		return nil, "", err
 	}
-	item[AttrTable] = &types.AttributeValueMemberS{Value: tp.Source.Name}
-	item[AttrVersion] = &types.AttributeValueMemberN{Value: pos.Version()}
+	item[AttrTable] = e.newS(tp.Source.Name)
+	start := e.mark()
+	e.buf = pos.AppendVersion(e.buf)
+	item[AttrVersion] = e.newN(e.str(start))
+	e.done()
 	return item, id, nil
 }
 
-func (tp *TablePlan) addGSIs(item Item, row extract.Row) error {
+func (e *rowEnc) addGSIs(item Item) error {
+	tp, row := e.tp, e.row
 	for _, g := range tp.GSIs {
 		if g.when != nil {
 			v := row[g.when.col]
@@ -134,7 +147,7 @@ func (tp *TablePlan) addGSIs(item Item, row extract.Row) error {
 				continue
 			}
 		}
-		pk, ok, err := g.PK.tpl.render(row)
+		pk, ok, err := g.PK.tpl.renderEnc(e)
 		if err != nil {
 			return tp.rowErr(row, err)
 		}
@@ -143,16 +156,16 @@ func (tp *TablePlan) addGSIs(item Item, row extract.Row) error {
 		}
 		sk := ""
 		if g.SK != nil {
-			if sk, ok, err = g.SK.tpl.render(row); err != nil {
+			if sk, ok, err = g.SK.tpl.renderEnc(e); err != nil {
 				return tp.rowErr(row, err)
 			}
 			if !ok || sk == "" {
 				continue
 			}
 		}
-		item[g.PK.Name] = &types.AttributeValueMemberS{Value: pk}
+		item[g.PK.Name] = e.newS(pk)
 		if g.SK != nil {
-			item[g.SK.Name] = &types.AttributeValueMemberS{Value: sk}
+			item[g.SK.Name] = e.newS(sk)
 		}
 	}
 	return nil
@@ -222,7 +235,9 @@ func (tp *TablePlan) Record(ch *extract.Change, src RecordSource, now time.Time)
 	} else if partitionKey, err = tp.PartitionKey(keyRow); err != nil {
 		return "", nil, err
 	}
-	buf := make([]byte, 0, 256)
+	// Sized by the largest record of the table so far (capped), so that a
+	// record is one allocation instead of a chain of growing copies.
+	buf := make([]byte, 0, max(int(tp.hints.record.Load()), 256))
 	buf = append(buf, `{"op":"`...)
 	buf = append(buf, byte(ch.Op))
 	buf = append(buf, `","before":`...)
@@ -252,6 +267,7 @@ func (tp *TablePlan) Record(ch *extract.Change, src RecordSource, now time.Time)
 	buf = append(buf, `},"ts_ms":`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
 	buf = append(buf, '}')
+	grow(&tp.hints.record, len(buf))
 	return partitionKey, buf, nil
 }
 
@@ -272,8 +288,7 @@ func (tp *TablePlan) appendImage(buf []byte, row extract.Row) ([]byte, error) {
 			buf = append(buf, ',')
 		}
 		first = false
-		buf = appendJSONString(buf, c.Name)
-		buf = append(buf, ':')
+		buf = append(buf, c.jsonKey...)
 		if v.Null {
 			buf = append(buf, "null"...)
 			continue

@@ -53,10 +53,11 @@ type condition struct {
 
 // ColumnPlan is one mapped column.
 type ColumnPlan struct {
-	Index int // into the source row
-	Name  string
-	Type  string // source type as declared
-	conv  converter
+	Index   int // into the source row
+	Name    string
+	Type    string // source type as declared
+	conv    converter
+	jsonKey string // the name as a JSON string and a colon, for records
 }
 
 // DynamoType is the DynamoDB type letter(s) the column is written as.
@@ -98,6 +99,7 @@ type TablePlan struct {
 	Stream  string // "" when the table publishes no events
 	partKey *template
 	all     []converter // converter for every source column (for before/after images)
+	hints   encHints    // per-row sizes seen so far (rowEnc)
 }
 
 // Compile checks the mapping against the source tables and compiles it. Every
@@ -175,7 +177,8 @@ func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TableP
 		if excluded[c.Name] {
 			continue
 		}
-		tp.Columns = append(tp.Columns, ColumnPlan{Index: i, Name: c.Name, Type: c.Type, conv: tp.all[i]})
+		tp.Columns = append(tp.Columns, ColumnPlan{Index: i, Name: c.Name, Type: c.Type, conv: tp.all[i],
+			jsonKey: string(append(appendJSONString(nil, c.Name), ':'))})
 	}
 	compileKey := func(k mappings.KeyAttr) KeyAttr {
 		return KeyAttr{Name: k.Name, tpl: compileTemplate(k.Template, st, tp.all, lookup)}

@@ -1,8 +1,6 @@
 package transform
 
 import (
-	"strings"
-
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/mappings"
 )
@@ -39,23 +37,47 @@ func (t template) render(row extract.Row) (string, bool, error) {
 	if len(t.parts) == 1 && t.parts[0].col < 0 {
 		return t.parts[0].lit, true, nil
 	}
-	var b strings.Builder
+	var e rowEnc
+	e.init(row, t.conv)
+	return t.renderEnc(&e)
+}
+
+// renderEnc is render with the row's encoder: the string is written into its
+// arena, and a template of one column is that column's canonical string.
+func (t template) renderEnc(e *rowEnc) (string, bool, error) {
+	if len(t.parts) == 1 && t.parts[0].col < 0 {
+		return t.parts[0].lit, true, nil
+	}
+	// Every placeholder's canonical form first: computing one may append to
+	// the arena, which must not happen inside the string being built.
+	var one string
 	for _, p := range t.parts {
 		if p.col < 0 {
-			b.WriteString(p.lit)
 			continue
 		}
-		v := row[p.col]
+		v := e.row[p.col]
 		if v.Null || v.Unchanged {
 			return "", false, nil
 		}
-		s, err := canonical(t.conv[p.col].kind, v.Text)
+		s, err := e.canonical(p.col)
 		if err != nil {
 			return "", false, &ValueError{Column: t.conv[p.col].name, Reason: err.Error()}
 		}
-		b.WriteString(s)
+		one = s
 	}
-	return b.String(), true, nil
+	if len(t.parts) == 1 {
+		return one, true, nil
+	}
+	start := e.mark()
+	for _, p := range t.parts {
+		if p.col < 0 {
+			e.buf = append(e.buf, p.lit...)
+		} else {
+			s, _ := e.canonical(p.col) // known: computed above
+			e.buf = append(e.buf, s...)
+		}
+	}
+	return e.str(start), true, nil
 }
 
 // columns lists the source column indexes the template reads.

@@ -162,21 +162,23 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	snapTime := time.Now()
 	readPos := extract.Position{LSN: res.ReadLSN}
 
-	for _, tp := range cfg.Plan.Tables {
-		name := tp.Source.QualifiedName()
-		plan := plans[name]
-		if plan == nil {
-			chunks, rows, err := conns[0].PlanChunks(ctx, tp.Source, cfg.ChunkRows)
-			if err != nil {
-				return nil, err
-			}
-			plan = &chunkPlan{Chunks: chunks, Rows: rows}
-			if state != nil {
-				if err := state.savePlan(ctx, name, plan); err != nil {
-					return nil, err
-				}
-			}
+	// Chunk planning (a count and a pass over the primary key) takes about
+	// as long as copying the table on PostgreSQL's side; on a connection of
+	// its own it runs one table ahead of the copy instead of between tables.
+	planConn, err := extract.OpenSnapshotConn(ctx, cfg.SourceURL, snap.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer planConn.Close(context.Background())
+	planned, stopPlanning := planTables(ctx, &cfg, planConn, plans, state)
+	defer stopPlanning()
+
+	for pt := range planned {
+		if pt.err != nil {
+			return nil, pt.err
 		}
+		tp, plan := pt.tp, pt.plan
+		name := tp.Source.QualifiedName()
 		st, err := copyTable(ctx, &cfg, tp, plan, done[name], conns, state, readPos, snapTime)
 		if st != nil {
 			res.Tables = append(res.Tables, st)
@@ -188,6 +190,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		if err != nil {
 			return res, err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	if state != nil && (len(res.Failures) == 0 || cfg.OnError == OnErrorSkip) {
 		// A run restricted with --tables completes the backfill only when
@@ -208,6 +213,52 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// plannedTable is a table with its chunks, or the error planning it.
+type plannedTable struct {
+	tp   *transform.TablePlan
+	plan *chunkPlan
+	err  error
+}
+
+// planTables plans the chunks of each table of the plan in order (or takes
+// the recorded plan of a resumed run), at most one table ahead of the
+// consumer. The channel closes after the last table, after an error (sent
+// as the last element) or when ctx ends; stop ends the planner and waits
+// for it.
+func planTables(ctx context.Context, cfg *BackfillConfig, conn *extract.SnapshotConn,
+	recorded map[string]*chunkPlan, state *stateStore) (<-chan plannedTable, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan plannedTable)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for _, tp := range cfg.Plan.Tables {
+			name := tp.Source.QualifiedName()
+			pt := plannedTable{tp: tp, plan: recorded[name]}
+			if pt.plan == nil {
+				chunks, rows, err := conn.PlanChunks(ctx, tp.Source, cfg.ChunkRows)
+				if err == nil {
+					pt.plan = &chunkPlan{Chunks: chunks, Rows: rows}
+					if state != nil {
+						err = state.savePlan(ctx, name, pt.plan)
+					}
+				}
+				pt.err = err
+			}
+			select {
+			case out <- pt:
+			case <-ctx.Done():
+				return
+			}
+			if pt.err != nil {
+				return
+			}
+		}
+	}()
+	return out, func() { cancel(); <-done }
 }
 
 // openSnapshot decides between a fresh run (new slot, its snapshot), a resumed
