@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -59,7 +61,7 @@ func readCatalog(ctx context.Context, source string) (map[string]*extract.Table,
 // (environment, shared config, SSO, IMDS; AWS_ENDPOINT_URL_* for endpoints).
 // The SDK owns retries of transport errors and throttled whole requests.
 func awsClients(ctx context.Context) (*dynamodb.Client, *kinesis.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(newHTTPClient()))
 	if err != nil {
 		return nil, nil, usagef("AWS configuration: %v", err)
 	}
@@ -67,6 +69,20 @@ func awsClients(ctx context.Context) (*dynamodb.Client, *kinesis.Client, error) 
 		return nil, nil, usagef("AWS configuration: no region (set AWS_REGION or a profile's region)")
 	}
 	return dynamodb.NewFromConfig(cfg), kinesis.NewFromConfig(cfg), nil
+}
+
+// maxConnsPerHost is how many idle connections ferry keeps to each endpoint.
+// The SDK keeps 10, fewer than ferry's concurrent requests (16 sync apply
+// workers, 8 backfill writers, Kinesis beside them): every request above
+// ten then closed its connection after use and the next one dialled again.
+const maxConnsPerHost = 64
+
+// newHTTPClient is the SDK's default HTTP client with maxConnsPerHost idle
+// connections per host.
+func newHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = maxConnsPerHost
+	})
 }
 
 // newRetryer is the SDK's standard retryer (10 attempts, jittered backoff; a

@@ -27,6 +27,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	truncate := fs.String("truncate", "apply", "what a TRUNCATE does to the table's items: apply (remove them), skip (keep them; the event is still published) or fail (stop)")
 	batch := fs.Int("batch", 2000, "most changes applied together (bounds memory for any transaction size)")
 	applyWorkers := fs.Int("apply-workers", 16, "concurrent conditional DynamoDB writes")
+	checkpointEvery := fs.Duration("checkpoint-every", time.Second, "most frequent checkpoint write (and slot acknowledgement) of a busy stream; after a crash, up to this much is replayed (Kinesis may see it twice)")
 	walBudget := fs.String("wal-budget", "1GiB", "warn when the slot retains more WAL than this (e.g. 512MiB, 2GiB)")
 	heartbeat := fs.Duration("heartbeat", 10*time.Second, "interval of the logical message that lets an idle slot advance (0 disables)")
 	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
@@ -88,7 +89,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	err = pipeline.Sync(ctx, pipeline.SyncConfig{
 		SourceURL: cf.source, Slot: cf.slot, Publication: cf.publication, Plan: c.plan,
 		Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
-		BatchChanges: *batch, ApplyWorkers: *applyWorkers, Truncate: policy, WALBudget: budget,
+		BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
 		Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
 		OnError: onError, DeadLetter: deadLetter,
 	})

@@ -29,10 +29,12 @@ type Config struct {
 	RSSFactors []int // scales at which the null-sink backfill's peak RSS is measured
 	Runs       int   // runs per figure of the fast pairs (extract, decode, verify)
 	SlowRuns   int   // runs per figure of the slow pairs (dynalite backfill, latency windows)
-	// Latency pair: target rate of the workload and the length of one window.
-	Changes float64
-	Window  time.Duration
-	Only    []string // pairs to run (extract, dynamo, decode, latency, verify, rss); empty = all
+	// Latency pair: target rate of the workload, the length of one window,
+	// and lower rates measured first (one window each) to show the knee.
+	Changes      float64
+	Window       time.Duration
+	LowerChanges []float64
+	Only         []string // pairs to run (extract, dynamo, decode, latency, verify, rss); empty = all
 }
 
 func (c Config) want(pair string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, pair) }
@@ -96,7 +98,7 @@ func Run(ctx context.Context, e *Env, cfg Config) (*Report, error) {
 		})
 	}
 	if cfg.want("latency") {
-		l, err := e.PairLatency(ctx, cfg.Changes, cfg.Window, cfg.SlowRuns)
+		l, err := e.PairLatency(ctx, cfg.Changes, cfg.LowerChanges, cfg.Window, cfg.SlowRuns)
 		if err != nil {
 			return fail("latency", err)
 		}
@@ -108,6 +110,15 @@ func Run(ctx context.Context, e *Env, cfg Config) (*Report, error) {
 			Ratio:    "p99 " + l.P99.Format("%.0f ms"), Goal: "p99 ≤ 250 ms", Met: l.P99.Median <= 250 && l.Lost == 0,
 			Note: fmt.Sprintf("max %s", l.Max.Format("%.0f ms")),
 		})
+		for _, pt := range l.Lower {
+			r.Rows = append(r.Rows, Row{
+				Name:     fmt.Sprintf("  … at a lower rate: workload %.0f changes/s (%d probes in 1 window; %d lost)", pt.ChangesPerSec, pt.Probes, pt.Lost),
+				Ferry:    fmt.Sprintf("%.0f ms / %.0f ms", pt.P50, pt.P99),
+				Baseline: "—", Ratio: fmt.Sprintf("p99 %.0f ms", pt.P99),
+			})
+			r.Notes = append(r.Notes, fmt.Sprintf("CPU during the latency windows at %.0f changes/s: %s", pt.ChangesPerSec, pt.CPU))
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("CPU during the latency windows at %.0f changes/s: %s", l.ChangesPerSec, l.CPU))
 		r.Rows = append(r.Rows, Row{
 			Name:     fmt.Sprintf("full backfill, DynamoDB + Kinesis (×1, %d rows; 1 run)", l.BackfillRows),
 			Ferry:    Rate(float64(l.BackfillRows)/l.BackfillWall.Seconds()) + " rows/s",

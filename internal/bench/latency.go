@@ -18,6 +18,10 @@ type LatencyResult struct {
 	Probes        int     // probes in all windows
 	Lost          int     // probes not visible within the timeout
 	ChangesPerSec float64 // the workload's rows changed per second (all windows)
+	CPU           CPUSplit
+	// Below: one window at each lower rate, measured first, where the
+	// machine is not yet saturated (where the latency knee is).
+	Lower []LatencyPoint
 	// The full backfill (DynamoDB and Kinesis) that sync started from.
 	BackfillRows int64
 	BackfillWall time.Duration
@@ -25,17 +29,27 @@ type LatencyResult struct {
 	SyncRSS      int64
 }
 
+// LatencyPoint is one window at one workload rate.
+type LatencyPoint struct {
+	ChangesPerSec  float64
+	P50, P99       float64 // ms
+	Probes, Lost   int
+	CPU            CPUSplit
+	targetChangesS float64
+}
+
 // probeTimeout bounds the wait for one probe to become visible.
 const probeTimeout = 10 * time.Second
 
 // PairLatency backfills a clone of the pristine Pagila into DynamoDB and
-// Kinesis, starts `ferry sync`, runs the DVD-store workload at about
-// changesPerSec rows changed per second and, windows times for window each,
-// probes: it commits an update of one address that nothing else touches
-// (address 1's address2 = "probe N") every probeEvery and polls GetItem
-// (strongly consistent) until DynamoDB shows it. Latency = the commit's
-// return → the first GetItem that shows the new value.
-func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, window time.Duration, windows int) (*LatencyResult, error) {
+// Kinesis, starts `ferry sync`, and then, for each rate of lower (one window
+// each) and finally changesPerSec (windows windows of window), runs the
+// DVD-store workload at about that many rows changed per second and probes:
+// it commits an update of one address that nothing else touches (address
+// 1's address2 = "probe N") every probeEvery and polls GetItem (strongly
+// consistent) until DynamoDB shows it. Latency = the commit's return → the
+// first GetItem that shows the new value. Before each rate, sync catches up.
+func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, lower []float64, window time.Duration, windows int) (*LatencyResult, error) {
 	const db = "bench_sync"
 	url, err := e.Clone(ctx, stack.TemplateDB, db)
 	if err != nil {
@@ -85,10 +99,40 @@ func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, window tim
 		return nil, err
 	}
 	defer p.close()
-	if _, err := p.probe(ctx, 60*time.Second); err != nil { // sync is streaming
-		return nil, fmt.Errorf("sync did not apply a first change: %w", err)
+	meter := newCPUMeter(syncProc.cmd.Process.Pid)
+	for i, rate := range lower {
+		pt, err := e.latencyStage(ctx, p, meter, url, rate, window, 1, int64(i+1))
+		if err != nil {
+			return nil, err
+		}
+		res.Lower = append(res.Lower, LatencyPoint{ChangesPerSec: pt.changesPerSec, P50: pt.p50[0], P99: pt.p99[0],
+			Probes: pt.probes, Lost: pt.lost, CPU: pt.cpu, targetChangesS: rate})
 	}
+	pt, err := e.latencyStage(ctx, p, meter, url, changesPerSec, window, windows, 7)
+	if err != nil {
+		return nil, err
+	}
+	res.P50, res.P99, res.Max = Summarize(pt.p50), Summarize(pt.p99), Summarize(pt.max)
+	res.Probes, res.Lost, res.ChangesPerSec, res.CPU = pt.probes, pt.lost, pt.changesPerSec, pt.cpu
+	return res, nil
+}
 
+// stageResult is the windows of one workload rate.
+type stageResult struct {
+	p50, p99, max []float64
+	probes, lost  int
+	changesPerSec float64
+	cpu           CPUSplit
+}
+
+// latencyStage waits until sync has caught up (a first probe is visible),
+// then runs the workload at rate changed rows/s for windows windows of
+// window, probing, and measures the CPU split of the windows.
+func (e *Env) latencyStage(ctx context.Context, p *prober, meter *cpuMeter, url string, rate float64,
+	window time.Duration, windows int, seed int64) (*stageResult, error) {
+	if _, err := p.probe(ctx, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("sync did not catch up before the %.0f changes/s stage: %w", rate, err)
+	}
 	// About 1.5 rows change per workload transaction (DefaultMix).
 	wctx, stopWorkload := context.WithCancel(ctx)
 	defer stopWorkload()
@@ -98,11 +142,12 @@ func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, window tim
 	}
 	wdone := make(chan wres, 1)
 	go func() {
-		st, err := workload.Run(wctx, workload.Config{SourceURL: url, Rate: changesPerSec / 1.5, Workers: 4, Seed: 7})
+		st, err := workload.Run(wctx, workload.Config{SourceURL: url, Rate: rate / 1.5, Workers: 4, Seed: seed})
 		wdone <- wres{st, err}
 	}()
 	time.Sleep(2 * time.Second) // let the workload reach its rate
-	var p50, p99, pmax []float64
+	res := &stageResult{}
+	meter.begin()
 	const probeEvery = 100 * time.Millisecond
 	for w := range windows {
 		var lat []float64
@@ -110,9 +155,9 @@ func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, window tim
 		deadline := time.Now().Add(window)
 		for time.Now().Before(deadline) {
 			d, err := p.probe(ctx, probeTimeout)
-			res.Probes++
+			res.probes++
 			if errors.Is(err, errNotVisible) {
-				res.Lost++
+				res.lost++
 			} else if err != nil {
 				tick.Stop()
 				return nil, err
@@ -127,23 +172,34 @@ func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, window tim
 		}
 		tick.Stop()
 		a, b, m := Percentile(lat, 50), Percentile(lat, 99), Percentile(lat, 100)
-		p50, p99, pmax = append(p50, a), append(p99, b), append(pmax, m)
-		e.Log.Info("bench: sync latency", "window", w+1, "probes", len(lat), "p50_ms", fmt.Sprintf("%.1f", a),
+		res.p50, res.p99, res.max = append(res.p50, a), append(res.p99, b), append(res.max, m)
+		e.Log.Info("bench: sync latency", "rate", rate, "window", w+1, "probes", len(lat), "p50_ms", fmt.Sprintf("%.1f", a),
 			"p99_ms", fmt.Sprintf("%.1f", b), "max_ms", fmt.Sprintf("%.1f", m))
 	}
+	res.cpu = meter.end()
+	e.Log.Info("bench: CPU during the windows", "rate", rate, "split", res.cpu.String())
 	stopWorkload()
 	wr := <-wdone
 	if wr.err != nil && !errors.Is(wr.err, context.Canceled) {
 		return nil, fmt.Errorf("workload: %w", wr.err)
 	}
 	if wr.stats.Elapsed > 0 {
-		res.ChangesPerSec = float64(wr.stats.Rows) / wr.stats.Elapsed.Seconds()
+		res.changesPerSec = float64(wr.stats.Rows) / wr.stats.Elapsed.Seconds()
 	}
-	res.P50, res.P99, res.Max = Summarize(p50), Summarize(p99), Summarize(pmax)
 	return res, nil
 }
 
 var errNotVisible = errors.New("probe not visible in DynamoDB")
+
+// pollInterval is the wait before the prober's next GetItem after waited so
+// far: 5 ms, or 5 % of the wait once that is longer, so that a latency is
+// resolved to ±5 % (±5 ms under 100 ms). Polling every 2 ms whatever the
+// wait, as at first, sent dynalite about 500 reads/s, as many requests as
+// the sync under test on the same single-threaded emulator, for as long as
+// sync was behind.
+func pollInterval(waited time.Duration) time.Duration {
+	return max(5*time.Millisecond, waited/20)
+}
 
 // prober commits marker updates and waits for DynamoDB to show them.
 type prober struct {
@@ -203,7 +259,7 @@ func (p *prober) probe(ctx context.Context, timeout time.Duration) (time.Duratio
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(pollInterval(time.Since(committed))):
 		}
 	}
 }

@@ -53,6 +53,17 @@ func newFold() *fold { return &fold{writes: map[string]*itemWrite{}} }
 
 func (f *fold) len() int { return len(f.writes) }
 
+// hasDeletes reports whether the batch deletes an item (a row deleted, or
+// the old item of a key change).
+func (f *fold) hasDeletes() bool {
+	for _, w := range f.writes {
+		if w.kind == writeDelete {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fold) put(id string, w *itemWrite) {
 	prev, ok := f.writes[id]
 	if !ok {

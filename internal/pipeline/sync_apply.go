@@ -43,6 +43,14 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 	var txTime time.Time
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	// cpTimer writes a deferred checkpoint once it is due.
+	cpTimer := time.NewTimer(time.Hour)
+	cpTimer.Stop()
+	armCheckpoint := func() {
+		if s.cpDirty {
+			cpTimer.Reset(max(0, time.Until(s.cpSavedAt.Add(s.cfg.CheckpointEvery))))
+		}
+	}
 	src := transform.RecordSource{DB: dbName(s.cfg.SourceURL)}
 	finish := func() error {
 		if s.intent != (extract.Position{}) && b.maxPos.Less(s.intent) {
@@ -53,7 +61,10 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		return s.flush(fctx, b)
+		if err := s.flush(fctx, b); err != nil {
+			return err
+		}
+		return s.saveDeferred(fctx)
 	}
 	for {
 		var ev extract.Event
@@ -63,6 +74,12 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			return finish()
 		case <-linger.C:
 			if err := s.flushIfAllowed(ctx, &b, true); err != nil {
+				return err
+			}
+			armCheckpoint()
+			continue
+		case <-cpTimer.C:
+			if err := s.saveDeferred(ctx); err != nil {
 				return err
 			}
 			continue
@@ -82,9 +99,10 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			if ev.Kind == extract.EventKeepalive {
 				s.noteServerEnd(ev.EndLSN)
 			}
-			if !inTx && b.empty() && ev.EndLSN > s.stream.Acked() {
-				// Nothing of ours is in flight: the slot may move to the server's
-				// WAL end, so an idle (or elsewhere busy) source retains no WAL.
+			if !inTx && b.empty() && !s.cpDirty && ev.EndLSN > s.stream.Acked() {
+				// Nothing of ours is in flight or unrecorded: the slot may move
+				// to the server's WAL end, so an idle (or elsewhere busy) source
+				// retains no WAL.
 				s.stream.Ack(ev.EndLSN)
 			}
 		case extract.EventChange:
@@ -94,6 +112,9 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			}
 			if ch.Op == extract.OpTruncate {
 				if err := s.flush(ctx, b); err != nil {
+					return err
+				}
+				if err := s.saveDeferred(ctx); err != nil {
 					return err
 				}
 				b = newSyncBatch()
@@ -115,6 +136,7 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			if err := s.flushIfAllowed(ctx, &b, full); err != nil {
 				return err
 			}
+			armCheckpoint()
 		}
 	}
 }
@@ -188,7 +210,7 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 func (s *syncer) badChange(tp *transform.TablePlan, ch *extract.Change, err error) error {
 	f := changeFailure(tp, ch, err)
 	if s.cfg.OnError != OnErrorSkip {
-		return &rowStopError{f}
+		return &rowStopError{f: f}
 	}
 	return s.deadLetter(f)
 }
@@ -206,11 +228,18 @@ func (s *syncer) deadLetter(f RowFailure) error {
 
 // rowStopError stops sync at a change that can never be written, under
 // --on-error=stop. It names the table and key; the change is not acknowledged.
-type rowStopError struct{ f RowFailure }
+type rowStopError struct {
+	f    RowFailure
+	more int // other changes of the same batch that failed too
+}
 
 func (e *rowStopError) Error() string {
-	return fmt.Sprintf("table %s, key (%s), %s at %s: %s; stopped before acknowledging it (--on-error=stop); the change is read again when sync restarts, so change the mapping (exclude or convert the column) and start sync again, or start it with --on-error=skip to write such changes to the dead-letter file",
-		e.f.Table, e.f.Key, opName(e.f.Op), e.f.LSN, e.f.Reason)
+	also := ""
+	if e.more > 0 {
+		also = fmt.Sprintf(" (and %d more changes of the same batch)", e.more)
+	}
+	return fmt.Sprintf("table %s, key (%s), %s at %s: %s%s; stopped before acknowledging it (--on-error=stop); the change is read again when sync restarts, so change the mapping (exclude or convert the column) and start sync again, or start it with --on-error=skip to write such changes to the dead-letter file",
+		e.f.Table, e.f.Key, opName(e.f.Op), e.f.LSN, e.f.Reason, also)
 }
 
 func opName(op string) string {
@@ -243,20 +272,31 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	cp := s.cp
 	if b.changes == 0 {
 		// Only commits of transactions that touched nothing mapped: acknowledge
-		// without a checkpoint write (the stored one stays valid, just older).
+		// without a checkpoint write (the stored one stays valid, just older),
+		// unless a deferred checkpoint must be written first.
 		if b.ackLSN > cp.LSN {
 			s.cp.LSN = b.ackLSN
-			s.stream.Ack(b.ackLSN)
+			if !s.cpDirty {
+				s.stream.Ack(b.ackLSN)
+			}
 		}
 		return nil
 	}
 	{
-		cp.Intent = b.maxPos
-		if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
-			return err
+		start := time.Now()
+		if b.fold.hasDeletes() {
+			// The intent record: a crash while this batch is half applied
+			// must not let the replay flush a part of it, which could put
+			// back (older) an item the batch deleted. Batches without
+			// deletes need none: a replayed write is never newer than what
+			// was applied, and the version condition rejects it.
+			cp.Intent = b.maxPos
+			if err := s.saveCheckpoint(ctx, cp); err != nil {
+				return err
+			}
 		}
 		if s.intent.Less(b.maxPos) {
-			// Until this batch is applied, a restart must replay past it.
+			// Until this batch is applied, a reconnect must replay past it.
 			s.intent = b.maxPos
 		}
 		if len(b.acked) != len(b.records) {
@@ -264,10 +304,13 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 		}
 		var dFails []itemFailure
 		var kFails []load.RecordFailure
+		var dTook, kTook time.Duration
+		applyStart := time.Now()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error {
 			var err error
 			_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
+			dTook = time.Since(applyStart)
 			return err
 		})
 		var todo []load.Record
@@ -281,6 +324,7 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 				acked := make([]bool, len(todo))
 				var err error
 				kFails, err = s.cfg.Kinesis.PutAcked(gctx, todo, acked)
+				kTook = time.Since(applyStart)
 				for j, ok := range acked {
 					if ok {
 						b.acked[todo[j].Ref.(int)] = true
@@ -297,30 +341,63 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 		}
 		cp.Pos = b.maxPos
 		cp.Changes += int64(b.changes)
+		// Where a batch's time goes (FERRY_DEBUG=1): the intent record
+		// before it, DynamoDB's and Kinesis' share (in parallel).
+		s.log.Debug("batch applied", "changes", b.changes, "items", b.fold.len(), "records", len(todo),
+			"intent", applyStart.Sub(start).Round(time.Microsecond), "dynamodb", dTook.Round(time.Microsecond),
+			"kinesis", kTook.Round(time.Microsecond))
 	}
 	if b.ackLSN > cp.LSN {
 		cp.LSN = b.ackLSN
 		cp.CommitTime = b.commitTime
 	}
 	cp.Intent = extract.Position{}
-	cp.Updated = time.Now().UTC()
-	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
-		return err
+	if time.Since(s.cpSavedAt) >= s.cfg.CheckpointEvery {
+		if err := s.saveCheckpoint(ctx, cp); err != nil {
+			return err
+		}
+	} else {
+		// Durable in both targets; recorded (and the slot acknowledged) by
+		// the next checkpoint write: at most CheckpointEvery later, before
+		// the next batch with deletes, or when sync stops.
+		s.cp, s.cpDirty = cp, true
 	}
-	s.cp = cp
 	if !b.maxPos.Less(s.intent) {
 		s.intent = extract.Position{}
 	}
-	s.stream.Ack(cp.LSN)
 	s.pendingSince.Store(0)
 	s.mu.Lock()
 	s.status.Changes += int64(b.changes)
-	s.status.Acked = cp.LSN
 	if b.commitLSN != 0 {
 		s.status.LastCommitLSN, s.status.LastCommit = b.commitLSN, b.commitTime
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// saveCheckpoint stores cp (everything applied so far, and an intent when it
+// has one), makes it the syncer's, then acknowledges the slot up to it — in
+// that order (acknowledge last).
+func (s *syncer) saveCheckpoint(ctx context.Context, cp Checkpoint) error {
+	cp.Updated = time.Now().UTC()
+	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
+		return err
+	}
+	s.cp, s.cpDirty, s.cpSavedAt = cp, false, time.Now()
+	s.stream.Ack(cp.LSN)
+	s.mu.Lock()
+	s.status.Acked = cp.LSN
+	s.mu.Unlock()
+	return nil
+}
+
+// saveDeferred writes the checkpoint of batches applied since the last
+// write, if there are any.
+func (s *syncer) saveDeferred(ctx context.Context) error {
+	if !s.cpDirty {
+		return nil
+	}
+	return s.withRetry(ctx, "checkpoint", func() error { return s.saveCheckpoint(ctx, s.cp) })
 }
 
 // rowFailures applies the error policy to the items and records of a batch
@@ -342,7 +419,10 @@ func (s *syncer) rowFailures(b *syncBatch, dFails []itemFailure, kFails []load.R
 		return nil
 	}
 	if s.cfg.OnError != OnErrorSkip {
-		return &rowStopError{fails[0]}
+		for _, f := range fails[1:] {
+			s.log.Error("change cannot be written", "table", f.Table, "key", f.Key, "op", f.Op, "lsn", f.LSN, "reason", f.Reason)
+		}
+		return &rowStopError{f: fails[0], more: len(fails) - 1}
 	}
 	for _, f := range fails {
 		if err := s.deadLetter(f); err != nil {

@@ -123,12 +123,7 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 	}
 	cp := s.cp
 	cp.Pos = ch.Pos
-	cp.Updated = time.Now().UTC()
-	if err := s.withRetry(ctx, "checkpoint", func() error { return SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp) }); err != nil {
-		return err
-	}
-	s.cp = cp
-	return nil
+	return s.withRetry(ctx, "checkpoint", func() error { return s.saveCheckpoint(ctx, cp) })
 }
 
 // deleteTable removes every item of the source table (by _table) from its

@@ -21,8 +21,10 @@ func WaitCaughtUp(ctx context.Context, db, slot string, limit time.Duration) err
 
 // FoldStream folds events per partition key in stream order: r/c set the
 // row, u merges the columns it carries (unchanged TOAST values are absent),
-// d removes it, t removes every row of its table. Events whose position is
-// not after the key's last applied one are duplicates (a replay) and skipped.
+// d removes it, t removes every row of its table. An event whose position the
+// key already had is a duplicate (a replay after a restart re-sends the
+// key's events from some earlier one on, in order); one older than the
+// key's last that it never had is an inversion. Both are skipped.
 func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, duplicates, inversions int) {
 	state = map[string]map[string]json.RawMessage{}
 	// A truncate's record and the rows it removes are on different partition
@@ -45,6 +47,7 @@ func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, du
 	}
 	table := map[string]string{}
 	last := map[string]extract.Position{}
+	had := map[string]map[extract.Position]bool{}
 	for _, ev := range events {
 		if ev.Op == "t" {
 			continue
@@ -52,13 +55,17 @@ func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, du
 		pos := eventPos(ev)
 		prev, seen := last[ev.PartitionKey]
 		if seen && !prev.Less(pos) {
-			if prev == pos {
+			if had[ev.PartitionKey][pos] {
 				duplicates++
 			} else {
 				inversions++
 			}
 			continue
 		}
+		if had[ev.PartitionKey] == nil {
+			had[ev.PartitionKey] = map[extract.Position]bool{}
+		}
+		had[ev.PartitionKey][pos] = true
 		if seen && truncated(ev.Source.Table, prev, &pos) {
 			delete(state, ev.PartitionKey)
 		}

@@ -28,6 +28,7 @@ func main() {
 	runs := flag.Int("runs", 5, "runs per figure of the fast pairs")
 	slowRuns := flag.Int("slow-runs", 3, "runs per figure of the slow pairs (dynalite backfill, latency windows)")
 	changes := flag.Float64("changes", 500, "latency pair: workload rate in changed rows per second")
+	lower := flag.String("lower-changes", "150,300", "latency pair: lower rates measured first, one window each (comma-separated; \"\" = none)")
 	window := flag.Duration("window", 20*time.Second, "latency pair: length of one measuring window")
 	only := flag.String("only", "", "comma-separated pairs to run: extract, dynamo, decode, latency, verify, rss (default: all)")
 	ferry := flag.String("ferry", "bin/ferry", "the ferry binary under test")
@@ -40,13 +41,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *factor, *rss, *runs, *slowRuns, *changes, *window, *only, *ferry, *out, *stackDir, *keep, *profile); err != nil {
+	if err := run(ctx, *factor, *rss, *runs, *slowRuns, *changes, *lower, *window, *only, *ferry, *out, *stackDir, *keep, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, factor int, rss string, runs, slowRuns int, changes float64, window time.Duration,
+func run(ctx context.Context, factor int, rss string, runs, slowRuns int, changes float64, lower string, window time.Duration,
 	only, ferry, out, stackDir string, keep bool, profile string) error {
 	if factor < 1 || runs < 1 || slowRuns < 1 {
 		return fmt.Errorf("-factor, -runs and -slow-runs must be at least 1")
@@ -61,6 +62,16 @@ func run(ctx context.Context, factor int, rss string, runs, slowRuns int, change
 			return fmt.Errorf("-rss-factors: %q is not a scale", f)
 		}
 		cfg.RSSFactors = append(cfg.RSSFactors, n)
+	}
+	for _, f := range strings.Split(lower, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-lower-changes: %q is not a rate", f)
+		}
+		cfg.LowerChanges = append(cfg.LowerChanges, v)
 	}
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
