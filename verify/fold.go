@@ -145,7 +145,11 @@ type foldState struct {
 	keyText string
 	partKey string
 	last    extract.Position
-	recent  [4]extract.Position
+	// recent are the row's last positions: an event older than last is a
+	// duplicate when it is among them (a replay after a crash re-sends a
+	// row's events from an earlier one on, up to about a second's worth:
+	// sync's --checkpoint-every), an inversion when it is not.
+	recent  [8]extract.Position
 	nrecent int
 	visited bool
 }
@@ -176,8 +180,8 @@ func (s *foldState) remember(p extract.Position) {
 // (same row, same lsn+seq) and order inversions (an event older than the row's
 // previous one). Not safe for concurrent use.
 //
-// Memory: per row, 8 bytes per column plus the key; raw values only for kept
-// rows.
+// Memory: per row, 8 bytes per column, the key and 8 recent positions (128
+// bytes); raw values only for kept rows.
 type Folder struct {
 	// Cutoff: events past it are checked for order but not folded, so the state
 	// is the stream as of the snapshot (0 folds everything).

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ferry-migrate/ferry/extract"
@@ -141,6 +142,28 @@ func TestFoldCounts(t *testing.T) {
 	}
 	if len(f.Findings) != 1 || !f.Truncated {
 		t.Errorf("findings %v truncated %v, want 1 and true", f.Findings, f.Truncated)
+	}
+}
+
+// TestFoldReplayIsDuplicates: a restarted sync re-sends a row's events from
+// an earlier one on, in order; that is duplicates, not inversions, and the
+// state stays the newest.
+func TestFoldReplayIsDuplicates(t *testing.T) {
+	f := NewFolder([]FoldTable{langTable}, 0, 100)
+	var events []Event
+	for i := range 6 {
+		events = append(events, ev("u", extract.LSN(10+10*i), 0, nil, row("1", fmt.Sprintf("v%d", i))))
+	}
+	for _, e := range append(events, events[1:]...) {
+		f.Apply(e)
+	}
+	if f.Duplicates != 5 || f.Inversions != 0 {
+		t.Errorf("duplicates %d, inversions %d; want 5, 0", f.Duplicates, f.Inversions)
+	}
+	for _, got := range compareAll(f, row("1", "v5")) {
+		if !strings.HasPrefix(got, "duplicate ") {
+			t.Errorf("finding %q, want only duplicates", got)
+		}
 	}
 }
 
