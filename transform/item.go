@@ -66,37 +66,41 @@ func (tp *TablePlan) Key(row extract.Row) (Item, string, error) {
 
 // key adds the key attributes to item (sized by the caller).
 func (e *rowEnc) key(key Item) (Item, string, error) {
-	tp, row := e.tp, e.row
-	pk, ok, err := tp.PK.tpl.renderEnc(e)
+	pk, err := e.keyValue(&e.tp.PK, "partition", MaxPartitionKeyBytes)
 	if err != nil {
-		return nil, "", tp.rowErr(row, err)
+		return nil, "", err
 	}
-	if !ok || pk == "" {
-		return nil, "", tp.rowErr(row, fmt.Errorf("partition key %s is empty (a column of its template is NULL)", tp.PK.Name))
-	}
-	if len(pk) > MaxPartitionKeyBytes {
-		return nil, "", tp.rowErr(row, fmt.Errorf("partition key %s is %d bytes, DynamoDB allows %d", tp.PK.Name, len(pk), MaxPartitionKeyBytes))
-	}
-	key[tp.PK.Name] = e.newS(pk)
-	if tp.SK == nil {
+	key[e.tp.PK.Name] = e.newS(pk)
+	if e.tp.SK == nil {
 		return key, pk, nil
 	}
-	sk, ok, err := tp.SK.tpl.renderEnc(e)
+	sk, err := e.keyValue(e.tp.SK, "sort", MaxSortKeyBytes)
 	if err != nil {
-		return nil, "", tp.rowErr(row, err)
+		return nil, "", err
 	}
-	if !ok || sk == "" {
-		return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is empty (a column of its template is NULL)", tp.SK.Name))
-	}
-	if len(sk) > MaxSortKeyBytes {
-		return nil, "", tp.rowErr(row, fmt.Errorf("sort key %s is %d bytes, DynamoDB allows %d", tp.SK.Name, len(sk), MaxSortKeyBytes))
-	}
-	key[tp.SK.Name] = e.newS(sk)
+	key[e.tp.SK.Name] = e.newS(sk)
 	start := e.mark()
 	e.buf = append(e.buf, pk...)
 	e.buf = append(e.buf, 0)
 	e.buf = append(e.buf, sk...)
 	return key, e.str(start), nil
+}
+
+// keyValue renders a table key attribute (role "partition" or "sort"): never
+// empty, at most limit bytes.
+func (e *rowEnc) keyValue(k *KeyAttr, role string, limit int) (string, error) {
+	tp, row := e.tp, e.row
+	v, ok, err := k.tpl.renderEnc(e)
+	if err != nil {
+		return "", tp.rowErr(row, err)
+	}
+	if !ok || v == "" {
+		return "", tp.rowErr(row, fmt.Errorf("%s key %s is empty (a column of its template is NULL)", role, k.Name))
+	}
+	if len(v) > limit {
+		return "", tp.rowErr(row, fmt.Errorf("%s key %s is %d bytes, DynamoDB allows %d", role, k.Name, len(v), limit))
+	}
+	return v, nil
 }
 
 // Item builds the whole item for a row at a position: the key, GSI attributes

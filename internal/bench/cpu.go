@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,9 +20,9 @@ const clockTicks = 100
 // CPUSplit is where the machine's CPU went during a measurement: cores used
 // per process group, and the cores the machine has.
 type CPUSplit struct {
-	Cores  map[string]float64
-	Total  float64 // all processes of the machine, cores
-	OfMach int     // cores of the machine
+	Cores   map[string]float64
+	Total   float64 // all processes of the machine, cores
+	Machine int     // cores of the machine
 }
 
 // String lists the groups, largest first: "dynalite 0.61, postgres 0.55, …".
@@ -31,19 +32,13 @@ func (c CPUSplit) String() string {
 		names = append(names, n)
 	}
 	slices.SortFunc(names, func(a, b string) int {
-		if c.Cores[a] != c.Cores[b] {
-			if c.Cores[a] > c.Cores[b] {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
+		return cmp.Or(cmp.Compare(c.Cores[b], c.Cores[a]), strings.Compare(a, b))
 	})
 	parts := make([]string, 0, len(names)+1)
 	for _, n := range names {
 		parts = append(parts, fmt.Sprintf("%s %.2f", n, c.Cores[n]))
 	}
-	return fmt.Sprintf("%s (cores; all processes %.2f of %d)", strings.Join(parts, ", "), c.Total, c.OfMach)
+	return fmt.Sprintf("%s (cores; all processes %.2f of %d)", strings.Join(parts, ", "), c.Total, c.Machine)
 }
 
 // cpuMeter samples the CPU time of process groups (by a pid, or by a word
@@ -94,7 +89,7 @@ func (m *cpuMeter) begin() {
 func (m *cpuMeter) end() CPUSplit {
 	t1 := m.sample()
 	secs := time.Since(m.start).Seconds()
-	out := CPUSplit{Cores: map[string]float64{}, OfMach: numCPU()}
+	out := CPUSplit{Cores: map[string]float64{}, Machine: runtime.NumCPU()}
 	for pid, p := range t1 {
 		d := p.ticks - m.t0[pid].ticks
 		out.Cores[p.group] += float64(d) / clockTicks / secs
@@ -163,5 +158,3 @@ func machineBusy() float64 {
 	}
 	return float64(busy) / clockTicks
 }
-
-func numCPU() int { return runtime.NumCPU() }

@@ -31,11 +31,10 @@ type LatencyResult struct {
 
 // LatencyPoint is one window at one workload rate.
 type LatencyPoint struct {
-	ChangesPerSec  float64
-	P50, P99       float64 // ms
-	Probes, Lost   int
-	CPU            CPUSplit
-	targetChangesS float64
+	ChangesPerSec float64
+	P50, P99      float64 // ms
+	Probes, Lost  int
+	CPU           CPUSplit
 }
 
 // probeTimeout bounds the wait for one probe to become visible.
@@ -106,7 +105,7 @@ func (e *Env) PairLatency(ctx context.Context, changesPerSec float64, lower []fl
 			return nil, err
 		}
 		res.Lower = append(res.Lower, LatencyPoint{ChangesPerSec: pt.changesPerSec, P50: pt.p50[0], P99: pt.p99[0],
-			Probes: pt.probes, Lost: pt.lost, CPU: pt.cpu, targetChangesS: rate})
+			Probes: pt.probes, Lost: pt.lost, CPU: pt.cpu})
 	}
 	pt, err := e.latencyStage(ctx, p, meter, url, changesPerSec, window, windows, 7)
 	if err != nil {
