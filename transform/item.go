@@ -95,12 +95,42 @@ func (e *rowEnc) keyValue(k *KeyAttr, role string, limit int) (string, error) {
 		return "", tp.rowErr(row, err)
 	}
 	if !ok || v == "" {
-		return "", tp.rowErr(row, fmt.Errorf("%s key %s is empty (a column of its template is NULL)", role, k.Name))
+		return "", tp.rowErr(row, fmt.Errorf("%s key %s is empty %s", role, k.Name, e.emptyKeyReason(k, ok)))
 	}
 	if len(v) > limit {
 		return "", tp.rowErr(row, fmt.Errorf("%s key %s is %d bytes, DynamoDB allows %d", role, k.Name, len(v), limit))
 	}
 	return v, nil
+}
+
+// emptyKeyReason says why a key template rendered nothing, naming the
+// column: one of its columns is NULL, or an unchanged TOAST value the change
+// did not carry, or (rendered: every column present) the value is an empty
+// string, which DynamoDB refuses as a key value.
+func (e *rowEnc) emptyKeyReason(k *KeyAttr, rendered bool) string {
+	cols := k.tpl.columns()
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = e.tp.Source.Columns[c].Name
+	}
+	if !rendered {
+		for i, c := range cols {
+			if e.row[c].Null {
+				return "(a column of its template is NULL): " + names[i]
+			}
+		}
+		for i, c := range cols {
+			if e.row[c].Unchanged {
+				return "(a column of its template is an unchanged TOAST value the change does not carry): " + names[i]
+			}
+		}
+		return "(a column of its template is NULL)"
+	}
+	what := "column " + strings.Join(names, ", ") + " is an empty string"
+	if len(names) > 1 {
+		what = "columns " + strings.Join(names, ", ") + " are empty strings"
+	}
+	return "(the value of its template's " + what + ", and DynamoDB refuses an empty string as a key value)"
 }
 
 // Item builds the whole item for a row at a position: the key, GSI attributes

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
+	"github.com/ferry-migrate/ferry/transform"
 )
 
 func TestReadDeadLetters(t *testing.T) {
@@ -47,7 +51,7 @@ func TestReadDeadLetters(t *testing.T) {
 }
 
 func TestDeadLettersRelabel(t *testing.T) {
-	d := DeadLetters{{"public.film", "film_id=10"}: "too large"}
+	d := DeadLetters{{"public.film", "film_id=10"}: {reason: "too large"}}
 	for _, tc := range []struct {
 		kind, key string
 		want      string
@@ -72,5 +76,106 @@ func TestDeadLettersRelabel(t *testing.T) {
 	f := Finding{Kind: KindMissing, Table: "public.film", Key: "film_id=10"}
 	if none.relabel(&f) || f.Kind != KindMissing {
 		t.Error("a nil DeadLetters relabelled a finding")
+	}
+}
+
+// TestDeadLettersExplainStaleItem: a row backfilled fine and then changed
+// under sync so that its item key cannot be written (here: the partition key
+// column becomes an empty string) is dead-lettered with its primary key; the
+// item it had before stays, and no source row explains it. verify reports
+// that item as dead_lettered, matched by the primary key columns the item
+// carries — also when their text differs from the file's (a timestamptz is
+// "2022-02-10 11:20:29.062919+00" in the file, ISO 8601 on the item).
+func TestDeadLettersExplainStaleItem(t *testing.T) {
+	m, err := mappings.Parse("m.yaml", []byte(`version: 1
+tables:
+  - source: payment
+    target: payments
+    partition_key: {name: pk, template: "{code}"}
+    sort_key: {name: sk, template: "P#{payment_date}#{payment_id}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]*extract.Table{"public.payment": {Schema: "public", Name: "payment", PK: []int{1, 0}, Columns: []extract.Column{
+		{Name: "payment_id", Type: "integer", Kind: extract.KindInt, Position: 1},
+		{Name: "payment_date", Type: "timestamp with time zone", Kind: extract.KindTimestampTZ, Position: 2},
+		{Name: "code", Type: "text", Kind: extract.KindText, Position: 3},
+		{Name: "amount", Type: "numeric", Kind: extract.KindNumeric, Position: 4},
+	}}}
+	p, err := transform.Compile(m, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := p.Tables[0]
+	const date = "2022-02-10 11:20:29.062919+00"
+	item := func(id, code string) transform.Item {
+		it, _, err := tp.Item(extract.Row{{Text: id}, {Text: date}, {Text: code}, {Text: "2.90"}}, extract.Position{LSN: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	str := func(s string) *string { return &s }
+	deadRowOf := func(id string) map[string]*string {
+		return map[string]*string{"payment_id": str(id), "payment_date": str(date), "code": str(""), "amount": str("2.90")}
+	}
+	key := func(id string) string { return "payment_date=" + date + ", payment_id=" + id }
+	dead := DeadLetters{
+		{"public.payment", key("17503")}: {reason: "partition key pk is empty", row: deadRowOf("17503")},
+		{"public.payment", key("00042")}: {reason: "numbers compare by value", row: deadRowOf("00042")},
+		{"public.other", key("17504")}:   {reason: "another table", row: deadRowOf("17504")},
+	}
+	tests := []struct {
+		name string
+		dead DeadLetters
+		item transform.Item
+		want string
+	}{
+		{"stale item of a dead-lettered row", dead, item("17503", "A"), KindDeadLettered},
+		{"numeric key text differs", dead, item("42", "A"), KindDeadLettered},
+		{"row not in the file", dead, item("17505", "A"), KindExtra},
+		{"same key in another table", dead, item("17504", "A"), KindExtra},
+		{"no dead-letter file", nil, item("17503", "A"), KindExtra},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := &tableCheck{tp: tp, rep: &TableReport{Table: "public.payment", Target: "payments"}, max: 10, dead: tt.dead}
+			k := transform.Item{"pk": tt.item["pk"], "sk": tt.item["sk"]}
+			(&verifier{}).addExtra(tc, "", k, tt.item)
+			if len(tc.findings) != 1 {
+				t.Fatalf("%d findings", len(tc.findings))
+			}
+			f := tc.findings[0]
+			if f.Kind != tt.want {
+				t.Errorf("kind %s (%s), want %s", f.Kind, f.Reason, tt.want)
+			}
+			r := tc.report()
+			switch tt.want {
+			case KindDeadLettered:
+				if r.DeadLettered != 1 || r.Extra != 0 || !strings.Contains(f.Reason, "in the dead-letter file: ") {
+					t.Errorf("report %+v, reason %q", r, f.Reason)
+				}
+				if _, ok := tt.dead[deadKey{"public.payment", f.Key}]; !ok {
+					t.Errorf("key %q is not the dead-letter file's", f.Key)
+				}
+				tc.rep.SourceRows = 5 // the stale item is no source row: it leaves Matching alone
+				if r := tc.report(); r.Matching != 5 {
+					t.Errorf("matching %d, want 5", r.Matching)
+				}
+			case KindExtra:
+				if r.Extra != 1 || r.DeadLettered != 0 {
+					t.Errorf("report %+v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestCanonNumber(t *testing.T) {
+	for in, want := range map[string]string{"42": "42", "0042": "42", "+42": "42", "-0.0": "0", "2.90": "2.9", "-001.500": "-1.5", "0.05": "0.05", "1e3": "1e3", "0": "0", "10": "10"} {
+		if got := canonNumber(in); got != want {
+			t.Errorf("canonNumber(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

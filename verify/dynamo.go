@@ -304,6 +304,7 @@ func (v *verifier) addExtra(tc *tableCheck, keyID string, key, item transform.It
 		f.Key = itemKeyString(f.ItemKey)
 	}
 	f.version, f.hasVer = itemVersion(item)
+	tc.explainExtra(f, item)
 	tc.add(f)
 }
 

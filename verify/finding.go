@@ -21,6 +21,9 @@ type finding struct {
 	pk      []string       // source primary key values (text form); nil when unknown
 	version extract.Position
 	hasVer  bool // the item was seen with a _version
+	// deadItem: an extra item relabelled dead-lettered (the stale item of a
+	// dead-lettered row), not a source row.
+	deadItem bool
 }
 
 // tableCheck is the state of one source table's check.
@@ -30,6 +33,10 @@ type tableCheck struct {
 	max      int
 	keyNames []string    // "(unmapped)": the target's key attributes
 	dead     DeadLetters // rows known to be dead-lettered (nil: none)
+	deadIdx  deadIndex   // dead, by the primary key columns items store
+	// deadItems counts the dead-lettered findings that are items, not
+	// source rows (they do not reduce Matching).
+	deadItems int64
 
 	chunks   []extract.Chunk
 	nb       int      // buckets (a power of two)
@@ -49,12 +56,22 @@ func (tc *tableCheck) add(f *finding) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	tc.count(f.Kind, 1)
+	if f.deadItem && f.Kind == KindDeadLettered {
+		tc.deadItems++
+	}
 	f.tc = tc
 	var dropped bool
 	tc.findings, dropped = keepSmallest(tc.findings, f, tc.max, func(a, b *finding) int { return compareFindings(a.Finding, b.Finding) })
 	if dropped {
 		tc.rep.FindingsTruncated = true
 	}
+}
+
+// explainExtra relabels an extra item as dead-lettered when its own primary
+// key columns name a row of the dead-letter files (DeadLetters.relabelItem).
+// Call it before add.
+func (tc *tableCheck) explainExtra(f *finding, item transform.Item) {
+	f.deadItem = tc.dead.relabelItem(tc.tp, &tc.deadIdx, &f.Finding, item)
 }
 
 // keepSmallest adds x to h, a max-heap (by cmp) of at most n elements, so
@@ -127,7 +144,7 @@ func (tc *tableCheck) setKind(f *finding, kind string) {
 // report returns the table's report with its findings sorted.
 func (tc *tableCheck) report() TableReport {
 	r := *tc.rep
-	r.Matching = max(0, r.SourceRows-r.Missing-r.Differing-r.InFlight-r.Unconvertible-r.DeadLettered)
+	r.Matching = max(0, r.SourceRows-r.Missing-r.Differing-r.InFlight-r.Unconvertible-(r.DeadLettered-tc.deadItems))
 	r.Findings = make([]Finding, 0, len(tc.findings))
 	for _, f := range tc.findings {
 		r.Findings = append(r.Findings, f.Finding)
