@@ -92,8 +92,13 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`)
 }
 
 func loadColumns(ctx context.Context, q Querier, types map[uint32]pgType, byOID map[uint32]*Table) error {
-	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod)
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod),
+       coalesce(CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END, ''),
+       coalesce(CASE WHEN a.attgenerated = 's' THEN (SELECT array_to_string(array_agg(dep.refobjsubid ORDER BY dep.refobjsubid), ' ')
+            FROM pg_depend dep WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
+             AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid AND dep.refobjsubid > 0 AND dep.refobjsubid <> a.attnum) END, '')
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum`)
 	if err != nil {
@@ -104,7 +109,8 @@ ORDER BY a.attrelid, a.attnum`)
 		var rel, typ uint32
 		var c Column
 		var pos int16
-		if err := rows.Scan(&rel, &c.Name, &pos, &c.NotNull, &typ, &c.Type); err != nil {
+		var deps string
+		if err := rows.Scan(&rel, &c.Name, &pos, &c.NotNull, &typ, &c.Type, &c.Generated, &deps); err != nil {
 			return fmt.Errorf("read columns: %w", err)
 		}
 		t := byOID[rel]
@@ -113,9 +119,20 @@ ORDER BY a.attrelid, a.attnum`)
 		}
 		c.Position = int(pos)
 		c.Kind, c.Array = resolveKind(types, typ)
+		for _, f := range splitFields(deps) {
+			var n int
+			fmt.Sscan(f, &n)
+			c.generatedFrom = append(c.generatedFrom, n)
+		}
 		t.Columns = append(t.Columns, c)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read columns: %w", err)
+	}
+	for _, t := range byOID {
+		t.resolveGenerated()
+	}
+	return nil
 }
 
 func loadPrimaryKeys(ctx context.Context, q Querier, byOID map[uint32]*Table) error {

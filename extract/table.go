@@ -32,6 +32,14 @@ type Column struct {
 	Array    bool   // one-dimensional array of Kind
 	NotNull  bool
 	Position int // attnum
+	// Generated is the expression of a GENERATED ALWAYS AS (…) STORED
+	// column ("" for other columns). pgoutput (PostgreSQL 15) leaves such
+	// columns out of every change; see EvalGenerated.
+	Generated string
+	// GeneratedFrom lists the indexes (into Table.Columns) of the columns
+	// the expression reads.
+	GeneratedFrom []int
+	generatedFrom []int // attnums, resolved into GeneratedFrom
 }
 
 // Table describes a source table (for a partitioned table: the root, which stands

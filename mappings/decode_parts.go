@@ -37,6 +37,8 @@ func (p *parser) keyAttr(e kv, noun string) (KeyAttr, bool) {
 				p.errorf(v.val, "%s: %s", noun, err.(*Error).Msg)
 			} else if a, b, adj := t.adjacentColumns(); adj {
 				p.errorf(v.val, "%s: template %q has adjacent placeholders {%s}{%s}: put a literal such as \"#\" between them so the key is unambiguous", noun, s, a, b)
+			} else if why := t.separatorProblem(); why != "" {
+				p.errorf(v.val, "%s: template %q cannot be made unambiguous: %s", noun, s, why)
 			}
 			k.Template = t
 		}

@@ -107,17 +107,57 @@ type TablePlan struct {
 func Compile(m *mappings.Mapping, source map[string]*extract.Table) (*Plan, error) {
 	var errs []error
 	p := &Plan{Mapping: m}
+	var clean []*TablePlan // tables without errors of their own
 	for _, mt := range m.Tables {
 		tp, tErrs := compileTable(mt, source)
 		errs = append(errs, tErrs...)
 		if tp != nil {
 			p.Tables = append(p.Tables, tp)
+			if len(tErrs) == 0 {
+				clean = append(clean, tp)
+			}
 		}
 	}
+	errs = append(errs, checkSharedTargets(clean)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// checkSharedTargets refuses two source tables that write one DynamoDB table
+// unless their keys can never be equal: their partition key templates (or
+// both sort key templates) must differ in a fixed prefix or suffix, such as
+// "RENTAL#{rental_id}" and "PAYMENT#{payment_id}". Otherwise a row of one
+// table could overwrite an item of the other.
+func checkSharedTargets(tables []*TablePlan) []error {
+	var errs []error
+	for i, a := range tables {
+		for _, b := range tables[i+1:] {
+			if a.Target != b.Target {
+				continue
+			}
+			ma, mb := a.Map, b.Map
+			if mappings.Disjoint(ma.PartitionKey.Template, mb.PartitionKey.Template) {
+				continue
+			}
+			if ma.SortKey != nil && mb.SortKey != nil && mappings.Disjoint(ma.SortKey.Template, mb.SortKey.Template) {
+				continue
+			}
+			sk := func(t *mappings.Table) string {
+				if t.SortKey == nil {
+					return "none"
+				}
+				return quote(t.SortKey.Template.Raw)
+			}
+			errs = append(errs, mappings.Errorf(mb.PartitionKey.Pos,
+				"tables %q and %q both write DynamoDB table %q and their keys can collide (partition keys %s and %s, sort keys %s and %s; %s is at %s): give the partition or sort key of one of them a literal prefix or suffix the other cannot have, e.g. %q",
+				a.Source.QualifiedName(), b.Source.QualifiedName(), a.Target,
+				quote(ma.PartitionKey.Template.Raw), quote(mb.PartitionKey.Template.Raw), sk(ma), sk(mb),
+				a.Source.QualifiedName(), ma.PartitionKey.Pos, strings.ToUpper(b.Source.Name)+"#{…}"))
+		}
+	}
+	return errs
 }
 
 func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TablePlan, []error) {

@@ -272,6 +272,17 @@ func TestCompileErrors(t *testing.T) {
 			[]want{{lineFilmExclude + 1, `primary key column "film_id" of "public.film" cannot be excluded`}},
 		},
 		{
+			"two tables whose keys can collide in one DynamoDB table",
+			func(t *testing.T, m *mappings.Mapping, _ map[string]*extract.Table) {
+				fa := findTable(m, "film_actor")
+				fa.SortKey.Template = tpl(t, "FILM#{actor_id}", lineFilmActor) // film's sort key is "FILM"
+				fa.PartitionKey.Template = tpl(t, "FILM#{film_id}", lineFilmActor)
+				film := findTable(m, "film")
+				film.SortKey.Template = tpl(t, "FILM#{film_id}", lineFilmActor)
+			},
+			[]want{{lineFilm + 1, `tables "public.film_actor" and "public.film" both write DynamoDB table "pagila" and their keys can collide`}},
+		},
+		{
 			"table without a primary key",
 			func(t *testing.T, _ *mappings.Mapping, src map[string]*extract.Table) {
 				src["public.film_actor"].PK = nil

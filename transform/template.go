@@ -10,14 +10,20 @@ type tplPart struct {
 	col int // -1 for a literal
 }
 
-// template is a key template compiled to source column indexes.
+// template is a key template compiled to source column indexes. In a
+// template of several placeholders every value is escaped (esc, with the
+// separator bytes seps; see mappings.Template.Separators), so that the
+// rendered key is injective.
 type template struct {
 	parts []tplPart
 	conv  []converter // per source column
+	esc   bool
+	seps  string
+	src   mappings.Template
 }
 
 func compileTemplate(t mappings.Template, st *extract.Table, conv []converter, lookup func(string, mappings.Pos, string) int) template {
-	out := template{conv: conv}
+	out := template{conv: conv, esc: t.Escapes(), seps: t.Separators(), src: t}
 	for _, p := range t.Parts {
 		if p.Column == "" {
 			out.parts = append(out.parts, tplPart{lit: p.Literal, col: -1})
@@ -72,8 +78,12 @@ func (t template) renderEnc(e *rowEnc) (string, bool, error) {
 	for _, p := range t.parts {
 		if p.col < 0 {
 			e.buf = append(e.buf, p.lit...)
+			continue
+		}
+		s, _ := e.canonical(p.col) // known: computed above
+		if t.esc {
+			e.buf = mappings.AppendEscaped(e.buf, s, t.seps)
 		} else {
-			s, _ := e.canonical(p.col) // known: computed above
 			e.buf = append(e.buf, s...)
 		}
 	}
@@ -89,4 +99,15 @@ func (t template) columns() []int {
 		}
 	}
 	return out
+}
+
+// Values inverts a rendered key attribute: the source column names of its
+// template and their canonical values, in template order. It is the exact
+// inverse of the rendering (escapes removed), for keys ferry wrote.
+func (k KeyAttr) Values(rendered string) (cols []string, vals []string, err error) {
+	vals, err = k.tpl.src.Values(rendered)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k.tpl.src.Columns(), vals, nil
 }

@@ -422,6 +422,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	var fails []RowFailure
 	src := transform.RecordSource{DB: conn.Conn().Config().Database}
 	batch := &Batch{Table: tp}
+	keys := map[string]int{} // item key identity → row index in batch
 	fail := func(row extract.Row, err error) {
 		f := rowFailure(name, tp.KeyString(row), err)
 		f.Op, f.LSN, f.Row = extract.OpRead.String(), pos.LSN.String(), rowText(tp.Source, row)
@@ -441,6 +442,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		fails = append(fails, f...)
 		cfg.Progress.Add(name, int64(len(batch.Writes)))
 		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0], Rows: batch.Rows[:0:0]}
+		clear(keys)
 		return nil
 	}
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
@@ -461,8 +463,17 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 			}
 			rec = load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data}
 		}
+		// Two rows of one snapshot never write one item (the plan proves the
+		// key templates injective); should it happen all the same, the later
+		// row fails naming both, rather than overwrite the other's item.
+		if other, dup := keys[id]; dup {
+			fail(row, &transform.RowError{Table: name, Key: tp.KeyString(row),
+				Err: &KeyCollisionError{Table: name, Target: tp.Target, Key: tp.KeyString(row), Other: tp.KeyString(batch.Rows[other])}})
+			return nil
+		}
 		// Ref is the row's index in the batch: a failure names its row.
 		ref := len(batch.Rows)
+		keys[id] = ref
 		batch.Rows = append(batch.Rows, row)
 		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: ref})
 		if tp.Stream != "" {
@@ -488,4 +499,15 @@ func rowFailure(table, key string, err error) RowFailure {
 		err = re.Err
 	}
 	return RowFailure{Table: table, Key: key, Reason: err.Error()}
+}
+
+// KeyCollisionError is a row whose item key is the key of another row's item:
+// writing it would silently replace that item.
+type KeyCollisionError struct {
+	Table, Target string
+	Key, Other    string // the two rows' source primary keys
+}
+
+func (e *KeyCollisionError) Error() string {
+	return fmt.Sprintf("key collision: the row (%s) of %s maps to the same %s item as the row (%s); make the key templates distinguish them", e.Key, e.Table, e.Target, e.Other)
 }

@@ -149,8 +149,8 @@ func fillUnchanged(tp *transform.TablePlan, row extract.Row, old transform.Item)
 	out := make(extract.Row, len(row))
 	copy(out, row)
 	for i, v := range out {
-		if !v.Unchanged {
-			continue
+		if !v.Unchanged || tp.Source.Columns[i].Generated != "" {
+			continue // generated columns are computed, never copied from an old item
 		}
 		name := tp.Source.Columns[i].Name
 		if text, null, ok := transform.TextOf(tp, i, old[name]); ok {

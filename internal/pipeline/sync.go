@@ -159,11 +159,14 @@ func Sync(ctx context.Context, cfg SyncConfig) error {
 }
 
 type syncer struct {
-	cfg    *SyncConfig
-	log    *slog.Logger
-	tables map[string]*transform.TablePlan
-	cp     Checkpoint
-	intent extract.Position // the end of a batch that may have been partly applied before a crash
+	// rowConn is the apply loop's connection to the source, for row images
+	// (generated columns, key changes); see sourceConn.
+	rowConn *pgx.Conn
+	cfg     *SyncConfig
+	log     *slog.Logger
+	tables  map[string]*transform.TablePlan
+	cp      Checkpoint
+	intent  extract.Position // the end of a batch that may have been partly applied before a crash
 	// cpDirty: s.cp is ahead of the stored checkpoint (batches applied since
 	// cpSavedAt, not yet recorded, the slot not yet acknowledged past them).
 	cpDirty   bool
@@ -338,6 +341,7 @@ func (s *syncer) session(ctx context.Context, first bool) error {
 		return err
 	})
 	err = g.Wait()
+	s.closeSourceConn()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.stream.Close(closeCtx)

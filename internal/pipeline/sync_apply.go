@@ -161,6 +161,9 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	if tp == nil {
 		return nil
 	}
+	if err := s.completeRow(ctx, b, tp, ch); err != nil {
+		return fmt.Errorf("%s of %s (%s) at %s: %w", ch.Op, tp.Source.QualifiedName(), tp.KeyString(ch.After), ch.Pos.LSN, err)
+	}
 	// The records first: a change that cannot be turned into its events
 	// leaves nothing half-added to the batch.
 	var recs []load.Record
