@@ -6,17 +6,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// sourceName checks "table" or "schema.table" of plain identifiers.
+// sourceName checks "table" or "schema.table": plain identifiers or quoted
+// names ("Order Lines", public."a.b"), see parseSource.
 func (p *parser) sourceName(n *yaml.Node, s string) bool {
-	parts := strings.Split(s, ".")
-	ok := len(parts) <= 2
-	for _, part := range parts {
-		ok = ok && isIdent(part)
+	if _, _, err := parseSource(s); err != nil {
+		p.errorf(n, "source %q must be a plain table name, \"table\" or \"schema.table\", with a name that is not a plain identifier in double quotes as in SQL (%v)", s, err)
+		return false
 	}
-	if !ok {
-		p.errorf(n, "source %q must be a plain table name, \"table\" or \"schema.table\"", s)
-	}
-	return ok
+	return true
 }
 
 func (p *parser) tableName(n *yaml.Node, s, noun string) bool {

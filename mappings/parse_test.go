@@ -269,10 +269,19 @@ func TestParseTemplate(t *testing.T) {
 		{raw: "A#{}", err: `f.yaml:3: bad template "A#{}": empty placeholder "{}" at offset 2`},
 		{raw: "A}", err: `f.yaml:3: bad template "A}": unbalanced "}" at offset 1 (write "}}" for a literal brace)`},
 		{raw: "}}}", err: `f.yaml:3: bad template "}}}": unbalanced "}" at offset 2 (write "}}" for a literal brace)`},
-		{raw: "{a b}", err: `f.yaml:3: bad template "{a b}": placeholder {a b} is not a plain column name (a letter or _ followed by letters, digits, _ or $)`},
-		{raw: "{1a}", err: `f.yaml:3: bad template "{1a}": placeholder {1a} is not a plain column name (a letter or _ followed by letters, digits, _ or $)`},
-		{raw: "{a{b}", err: `f.yaml:3: bad template "{a{b}": placeholder {a{b} is not a plain column name (a letter or _ followed by letters, digits, _ or $)`},
-		{raw: "{\"a\"}", err: `f.yaml:3: bad template "{\"a\"}": placeholder {"a"} is not a plain column name (a letter or _ followed by letters, digits, _ or $)`},
+		{raw: "{a b}", err: `f.yaml:3: bad template "{a b}": placeholder {a b} is not a plain column name (a letter or _ followed by letters, digits, _ or $; quote any other name: {"a b"})`},
+		{raw: "{1a}", err: `f.yaml:3: bad template "{1a}": placeholder {1a} is not a plain column name (a letter or _ followed by letters, digits, _ or $; quote any other name: {"1a"})`},
+		{raw: "{a{b}", err: `f.yaml:3: bad template "{a{b}": placeholder {a{b} is not a plain column name (a letter or _ followed by letters, digits, _ or $; quote any other name: {"a{b"})`},
+		// Quoted placeholders name any column, as SQL's quoted identifiers do.
+		{raw: "{\"a\"}", parts: []Part{C("a")}, columns: []string{"a"}},
+		{raw: "ORDER#{\"Order ID\"}", parts: []Part{L("ORDER#"), C("Order ID")}, prefix: "ORDER#", columns: []string{"Order ID"}},
+		{raw: "{\"a-b\"}#{\"x\"\"y\"}", parts: []Part{C("a-b"), L("#"), C(`x"y`)}, columns: []string{"a-b", `x"y`}},
+		{raw: "{\"}{\"}#{{x}}", parts: []Part{C("}{"), L("#{x}")}, columns: []string{"}{"}},
+		{raw: "{\"ünï cödé\"}", parts: []Part{C("ünï cödé")}, columns: []string{"ünï cödé"}},
+		{raw: "{\"\"}", err: `f.yaml:3: bad template "{\"\"}": placeholder at offset 0: empty quoted name ""`},
+		{raw: "A{\"ab}", err: `f.yaml:3: bad template "A{\"ab}": placeholder at offset 1: unclosed quote in "\"ab}" (write "" for a quote inside a quoted name)`},
+		{raw: "{\"a\"b}", err: `f.yaml:3: bad template "{\"a\"b}": quoted placeholder at offset 0 must end with "}" right after its closing quote`},
+		{raw: "{\"a\"", err: `f.yaml:3: bad template "{\"a\"": quoted placeholder at offset 0 must end with "}" right after its closing quote`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {

@@ -9,9 +9,11 @@ import (
 
 // ParseTemplate parses a key or partition-key template: literal text and {column}
 // placeholders, with "{{" and "}}" standing for literal braces. A column is a plain
-// identifier: a letter or '_' followed by letters, digits, '_' or '$'. An empty
-// template, an unclosed '{', a lone '}', an empty "{}" and a placeholder that is
-// not a plain identifier are errors; the error is an *Error at pos.
+// identifier: a letter or '_' followed by letters, digits, '_' or '$'; any other
+// column name is quoted as in SQL, {"Order ID"} ("" for a quote inside it). An
+// empty template, an unclosed '{', a lone '}', an empty "{}" or {""}, an unclosed
+// quote and a placeholder that is neither a plain identifier nor quoted are
+// errors; the error is an *Error at pos.
 func ParseTemplate(raw string, pos Pos) (Template, error) {
 	t := Template{Raw: raw, Pos: pos}
 	if raw == "" {
@@ -36,6 +38,20 @@ func ParseTemplate(raw string, pos Pos) (Template, error) {
 		case c == '}':
 			return Template{Raw: raw, Pos: pos}, Errorf(pos,
 				"bad template %q: unbalanced \"}\" at offset %d (write \"}}\" for a literal brace)", raw, i)
+		case c == '{' && i+1 < len(raw) && raw[i+1] == '"':
+			// {"Order ID"}: a quoted column name, for a name that is not a
+			// plain identifier ("" is a quote inside it).
+			name, rest, _, err := scanIdent(raw[i+1:], "")
+			if err != nil {
+				return Template{Raw: raw, Pos: pos}, Errorf(pos, "bad template %q: placeholder at offset %d: %v", raw, i, err)
+			}
+			if !strings.HasPrefix(rest, "}") {
+				return Template{Raw: raw, Pos: pos}, Errorf(pos,
+					"bad template %q: quoted placeholder at offset %d must end with \"}\" right after its closing quote", raw, i)
+			}
+			flush()
+			t.Parts = append(t.Parts, Part{Column: name})
+			i = len(raw) - len(rest) + 1
 		case c == '{':
 			end := strings.IndexByte(raw[i+1:], '}')
 			if end < 0 {
@@ -49,7 +65,7 @@ func ParseTemplate(raw string, pos Pos) (Template, error) {
 			}
 			if !isIdent(name) {
 				return Template{Raw: raw, Pos: pos}, Errorf(pos,
-					"bad template %q: placeholder {%s} is not a plain column name (a letter or _ followed by letters, digits, _ or $)", raw, name)
+					"bad template %q: placeholder {%s} is not a plain column name (a letter or _ followed by letters, digits, _ or $; quote any other name: {%s})", raw, name, QuoteIdent(name))
 			}
 			flush()
 			t.Parts = append(t.Parts, Part{Column: name})

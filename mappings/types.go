@@ -164,6 +164,9 @@ func (t *Table) SourceName() string {
 }
 
 func splitSource(s string) (schema, name string) {
+	if schema, name, err := parseSource(s); err == nil {
+		return schema, name
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] == '.' {
 			return s[:i], s[i+1:]
