@@ -16,7 +16,11 @@ var sessionParams = map[string]string{
 	"IntervalStyle":      "postgres",
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
-	"application_name":   "ferry",
+	// money's text form follows lc_monetary ("1.234,56 €" under de_DE); C gives
+	// "$1,234.56" on every server. Session settings reach the walsender too, whose
+	// pgoutput writes values with the same output functions.
+	"lc_monetary":      "C",
+	"application_name": "ferry",
 }
 
 // ConnConfig parses a PostgreSQL URL or keyword/value string (PG* variables fill

@@ -197,6 +197,9 @@ func resolveKind(types map[uint32]pgType, oid uint32) (Kind, bool) {
 		case t.typtype == 'd':
 			oid = t.baseType
 			continue
+		case t.schema == "pg_catalog" && (t.name == "int2vector" || t.name == "oidvector"):
+			// Category A with an element type, but written "1 2 3", not as an array.
+			return KindOther, array
 		case t.category == 'A' && t.elem != 0 && !array:
 			array = true
 			oid = t.elem
@@ -234,6 +237,10 @@ func builtinKind(name string) Kind {
 		return KindTime
 	case "bytea":
 		return KindBytea
+	case "money":
+		return KindMoney
+	case "box":
+		return KindBox
 	case "tsvector":
 		return KindTSVector
 	case "json", "jsonb":

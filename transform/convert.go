@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -44,17 +43,49 @@ func canonical(kind extract.Kind, text string) (string, error) {
 	case extract.KindTimestampTZ:
 		return isoTimestamp(text, true)
 	case extract.KindDate:
-		if strings.HasSuffix(text, "infinity") {
-			return "", fmt.Errorf("date %q has no DynamoDB form", text)
-		}
-		return text, nil
+		return isoDate(text)
 	case extract.KindNumeric, extract.KindFloat:
 		if err := checkFinite(text); err != nil {
 			return "", err
 		}
 		return text, nil
+	case extract.KindMoney:
+		return moneyDecimal(text)
 	}
 	return text, nil
+}
+
+// moneyDecimal turns money's text form under lc_monetary C ("-$1,234.56",
+// pinned for every connection) into its exact decimal ("-1234.56"). Any other
+// form means the setting did not take (a pooler that drops startup
+// parameters, say) and is refused rather than guessed at.
+func moneyDecimal(text string) (string, error) {
+	s := text
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	s, ok := strings.CutPrefix(s, "$")
+	whole, frac, dot := strings.Cut(s, ".")
+	if !ok || !dot || len(frac) != 2 || !isDigit(frac[0]) || !isDigit(frac[1]) || whole == "" {
+		return "", fmt.Errorf("unexpected money form %q (want lc_monetary C: -$1,234.56)", text)
+	}
+	out := make([]byte, 0, len(text))
+	if neg {
+		out = append(out, '-')
+	}
+	for i := 0; i < len(whole); i++ {
+		switch c := whole[i]; {
+		case isDigit(c):
+			out = append(out, c)
+		case c == ',' && i > 0 && i < len(whole)-1:
+		default:
+			return "", fmt.Errorf("unexpected money form %q (want lc_monetary C: -$1,234.56)", text)
+		}
+	}
+	out = append(out, '.')
+	out = append(out, frac...)
+	return string(out), nil
 }
 
 func checkFinite(text string) error {
@@ -63,81 +94,6 @@ func checkFinite(text string) error {
 		return fmt.Errorf("%s is not a number DynamoDB can hold", text)
 	}
 	return nil
-}
-
-// isoTimestamp turns PostgreSQL's ISO output ("2022-02-15 09:09:17.5+00", with
-// the session in UTC) into "2022-02-15T09:09:17.500000Z" (tz) or without Z.
-func isoTimestamp(text string, tz bool) (string, error) {
-	b, err := appendISOTimestamp(make([]byte, 0, 28), text, tz)
-	return string(b), err
-}
-
-// appendISOTimestamp appends isoTimestamp's form of text to dst. The form
-// never needs JSON escaping.
-func appendISOTimestamp(dst []byte, text string, tz bool) ([]byte, error) {
-	if strings.HasSuffix(text, "infinity") {
-		return dst, fmt.Errorf("timestamp %q has no DynamoDB form", text)
-	}
-	if len(text) < 19 || text[10] != ' ' {
-		return dst, fmt.Errorf("unexpected timestamp form %q", text)
-	}
-	s := text
-	bc := false
-	if strings.HasSuffix(s, " BC") {
-		bc = true
-		s = s[:len(s)-3]
-	}
-	if tz {
-		i := strings.LastIndexAny(s, "+-")
-		if i < 19 {
-			return dst, fmt.Errorf("timestamptz %q without offset", text)
-		}
-		zone := s[i:]
-		s = s[:i]
-		if zone != "+00" && zone != "+00:00" {
-			// The session runs in UTC; any other offset means a foreign session setting.
-			t, err := parseTimestampTZ(text)
-			if err != nil {
-				return dst, fmt.Errorf("unexpected timestamptz form %q", text)
-			}
-			return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z"), nil
-		}
-	}
-	dst = append(dst, s[:10]...)
-	dst = append(dst, 'T')
-	dst = append(dst, s[11:19]...)
-	dst = append(dst, '.')
-	frac := ""
-	if len(s) > 19 && s[19] == '.' {
-		frac = s[20:]
-	}
-	dst = append(dst, frac...)
-	for i := len(frac); i < 6; i++ {
-		dst = append(dst, '0')
-	}
-	if tz {
-		dst = append(dst, 'Z')
-	}
-	if bc {
-		dst = append(dst, " BC"...)
-	}
-	return dst, nil
-}
-
-// parseTimestampTZ parses PostgreSQL's ISO timestamptz output. The offset is
-// "+HH", "+HH:MM" for zones such as Asia/Kolkata, or "+HH:MM:SS" for historic
-// local mean times; Go's "-07" layout alone accepts only the first.
-func parseTimestampTZ(text string) (time.Time, error) {
-	t, err := time.Parse("2006-01-02 15:04:05.999999-07", text)
-	if err != nil {
-		if t2, err2 := time.Parse("2006-01-02 15:04:05.999999-07:00", text); err2 == nil {
-			return t2, nil
-		}
-		if t2, err2 := time.Parse("2006-01-02 15:04:05.999999-07:00:00", text); err2 == nil {
-			return t2, nil
-		}
-	}
-	return t, err
 }
 
 // numberFitsN reports whether a decimal string fits DynamoDB's N type: at most 38
@@ -206,7 +162,7 @@ func (c *converter) attr(text string) (types.AttributeValue, error) {
 // element, which is not cached).
 func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeValue, error) {
 	if c.arr {
-		elems, err := parseArray(text)
+		elems, err := parseArrayDelim(text, extract.ArrayDelimiter(c.kind))
 		if err != nil {
 			return nil, err
 		}
@@ -224,11 +180,14 @@ func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeVal
 		}
 		return e.newS(s), nil
 	case mappings.ConvNumber:
-		if c.kind == extract.KindBool {
+		switch c.kind {
+		case extract.KindBool:
 			if text == "t" {
 				return e.newN("1"), nil
 			}
 			return e.newN("0"), nil
+		case extract.KindMoney:
+			return c.money(e, col, text)
 		}
 		return c.number(e, text)
 	case mappings.ConvEpochMS:
@@ -241,6 +200,8 @@ func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeVal
 	switch c.kind {
 	case extract.KindInt, extract.KindNumeric, extract.KindFloat:
 		return c.number(e, text)
+	case extract.KindMoney:
+		return c.money(e, col, text)
 	case extract.KindBool:
 		return &types.AttributeValueMemberBOOL{Value: text == "t"}, nil
 	case extract.KindBytea:
@@ -257,15 +218,54 @@ func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeVal
 	return e.newS(s), nil
 }
 
+// number is the N form of an integer, numeric or float. A numeric beyond N's
+// range keeps every digit as S (the documented rule for numeric); a float
+// beyond it (1e308, the subnormal 5e-324) is refused: one float column is one
+// DynamoDB type, and mapping it as string keeps every value, as S.
 func (c *converter) number(e *rowEnc, text string) (types.AttributeValue, error) {
 	if err := checkFinite(text); err != nil {
 		return nil, err
 	}
+	if c.kind == extract.KindFloat {
+		if err := floatFitsN(text); err != nil {
+			return nil, err
+		}
+		return e.newN(text), nil
+	}
 	if numberFitsN(text) {
 		return e.newN(text), nil
 	}
-	// Beyond DynamoDB's 38 digits: keep every digit as a string rather than round.
-	return e.newS(text), nil
+	if c.kind == extract.KindNumeric {
+		// Beyond DynamoDB's 38 digits: keep every digit as a string rather than round.
+		return e.newS(text), nil
+	}
+	return nil, errBeyondN(text)
+}
+
+// money is the N form of a money value: its exact decimal (at most 19 digits,
+// so it always fits).
+func (c *converter) money(e *rowEnc, col int, text string) (types.AttributeValue, error) {
+	s, err := e.canonicalOf(col, c.kind, text)
+	if err != nil {
+		return nil, err
+	}
+	return e.newN(s), nil
+}
+
+func errBeyondN(text string) error {
+	return fmt.Errorf("%s is beyond DynamoDB's number range (38 digits, magnitude 1E-130 to 9.99E+125); map the column as string to keep it as text", text)
+}
+
+// floatFitsN reports why a finite float's text cannot be an N: beyond N's
+// range, or -0, which N has no form for (DynamoDB reads it back as 0).
+func floatFitsN(text string) error {
+	if text == "-0" {
+		return fmt.Errorf("float -0 has no DynamoDB number form (it would read back as 0); map the column as string to keep it as text")
+	}
+	if !numberFitsN(text) {
+		return errBeyondN(text)
+	}
+	return nil
 }
 
 func (c *converter) listAttr(elems []arrayElem) (types.AttributeValue, error) {
@@ -302,35 +302,12 @@ func decodeBytea(text string) ([]byte, error) {
 	return b, nil
 }
 
-func epochMillis(kind extract.Kind, text string) (int64, error) {
-	var layout string
-	switch kind {
-	case extract.KindDate:
-		layout = "2006-01-02"
-	case extract.KindTimestamp:
-		layout = "2006-01-02 15:04:05.999999"
-	case extract.KindTimestampTZ:
-		t, err := parseTimestampTZ(text)
-		if err != nil {
-			return 0, fmt.Errorf("parse %s %q: %w", kind, text, err)
-		}
-		return t.UnixMilli(), nil
-	default:
-		return 0, fmt.Errorf("epoch_ms needs a date or timestamp")
-	}
-	t, err := time.Parse(layout, text)
-	if err != nil {
-		return 0, fmt.Errorf("parse %s %q: %w", kind, text, err)
-	}
-	return t.UnixMilli(), nil
-}
-
 // appendJSON appends the event (Kinesis) form of a non-null value: integers and
 // floats as JSON numbers, numeric as a string of its exact digits, bool, bytea
 // as base64, arrays as arrays, everything else as its canonical string.
 func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 	if c.arr {
-		elems, err := parseArray(text)
+		elems, err := parseArrayDelim(text, extract.ArrayDelimiter(c.kind))
 		if err != nil {
 			return dst, err
 		}
@@ -343,6 +320,11 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 	case extract.KindFloat:
 		if err := checkFinite(text); err != nil {
 			return dst, err
+		}
+		if c.conv != mappings.ConvString {
+			if err := floatFitsN(text); err != nil {
+				return dst, err // the item refuses it too: one rule for the row
+			}
 		}
 		return append(dst, text...), nil
 	case extract.KindBool:

@@ -23,14 +23,15 @@ func TextOf(tp *TablePlan, col int, v types.AttributeValue) (text string, null b
 	c := tp.all[col]
 	if c.arr {
 		l, isList := v.(*types.AttributeValueMemberL)
-		if !isList {
+		if !isList || !textIsCanonical(c.kind) {
 			return "", false, false
 		}
+		delim := extract.ArrayDelimiter(c.kind)
 		var b strings.Builder
 		b.WriteByte('{')
 		for i, e := range l.Value {
 			if i > 0 {
-				b.WriteByte(',')
+				b.WriteByte(delim)
 			}
 			if _, isNull := e.(*types.AttributeValueMemberNULL); isNull {
 				b.WriteString("NULL")
@@ -54,7 +55,7 @@ func TextOf(tp *TablePlan, col int, v types.AttributeValue) (text string, null b
 		}
 	case *types.AttributeValueMemberS:
 		switch c.kind {
-		case extract.KindText, extract.KindJSON, extract.KindTSVector, extract.KindEnum, extract.KindOther, extract.KindTime:
+		case extract.KindText, extract.KindJSON, extract.KindTSVector, extract.KindEnum, extract.KindOther, extract.KindTime, extract.KindBox:
 			return x.Value, false, true
 		}
 	case *types.AttributeValueMemberN:
@@ -64,4 +65,16 @@ func TextOf(tp *TablePlan, col int, v types.AttributeValue) (text string, null b
 		}
 	}
 	return "", false, false
+}
+
+// textIsCanonical reports whether the S form of a value of kind is its
+// PostgreSQL text form (dates, timestamps and money are rewritten, bytea is hex
+// without its \x).
+func textIsCanonical(kind extract.Kind) bool {
+	switch kind {
+	case extract.KindText, extract.KindJSON, extract.KindTSVector, extract.KindEnum, extract.KindOther,
+		extract.KindTime, extract.KindBox, extract.KindInt, extract.KindNumeric, extract.KindFloat:
+		return true
+	}
+	return false
 }

@@ -69,12 +69,15 @@ func (c ColumnPlan) DynamoType() string {
 	case mappings.ConvString:
 		return "S"
 	case mappings.ConvNumber, mappings.ConvEpochMS:
+		if c.conv.kind == extract.KindNumeric {
+			return "N (S beyond 38 digits)"
+		}
 		return "N"
 	case mappings.ConvBinary:
 		return "B"
 	}
 	switch c.conv.kind {
-	case extract.KindInt, extract.KindFloat:
+	case extract.KindInt, extract.KindFloat, extract.KindMoney:
 		return "N"
 	case extract.KindNumeric:
 		return "N (S beyond 38 digits)"
@@ -290,7 +293,7 @@ func checkConversion(c extract.Column, conv mappings.Conversion) error {
 		return nil
 	case mappings.ConvNumber:
 		switch c.Kind {
-		case extract.KindInt, extract.KindNumeric, extract.KindFloat, extract.KindBool:
+		case extract.KindInt, extract.KindNumeric, extract.KindFloat, extract.KindBool, extract.KindMoney:
 			return nil
 		}
 	case mappings.ConvEpochMS:
