@@ -103,11 +103,12 @@ type GSI struct {
 type Conversion string
 
 // The conversions a mapping may ask for; ConvAuto (the default) follows the
-// PostgreSQL type (see transform).
+// PostgreSQL type (see transform and docs/types.md, which lists each type's
+// form and the values refused).
 const (
 	ConvAuto    Conversion = "auto"
-	ConvString  Conversion = "string"   // the PostgreSQL text form, as S
-	ConvNumber  Conversion = "number"   // N (integers, numeric, float, bool as 0/1)
+	ConvString  Conversion = "string"   // the canonical text form (ISO 8601 dates, money's decimal), as S; keeps every float
+	ConvNumber  Conversion = "number"   // N (integers, numeric, float, money, bool as 0/1)
 	ConvEpochMS Conversion = "epoch_ms" // date/timestamp/timestamptz as N milliseconds since 1970 UTC
 	ConvBinary  Conversion = "binary"   // bytea as B (the default for bytea)
 )
