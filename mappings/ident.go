@@ -91,3 +91,17 @@ func parseSource(s string) (schema, name string, err error) {
 	}
 	return "", "", fmt.Errorf("%d dot-separated names; quote a name that contains a dot", len(parts))
 }
+
+// CheckStreamName returns an error when s is not a Kinesis stream name a
+// mapping accepts (1-128 characters: letters, digits, _ - .; not "no", "off"
+// or "none", which read as meaning no stream).
+func CheckStreamName(s string) error {
+	switch strings.ToLower(s) {
+	case "no", "off", "none":
+		return fmt.Errorf("%q reads as no stream in a mapping; choose another name", s)
+	}
+	if !validAWSName(s, 1, 128) {
+		return fmt.Errorf("%q is not a valid Kinesis stream name (1-128 characters: letters, digits, _ - .)", s)
+	}
+	return nil
+}

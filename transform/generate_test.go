@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -38,10 +40,10 @@ tables:
     target: "rental"
     partition_key: {name: pk, template: "{rental_id}"}
   - source: "sales.order_line"
+    # sort key attribute named "sk_": column "sk" keeps its name on the item
     target: "sales.order_line"
     partition_key: {name: pk, template: "{order_id}"}
-    sort_key: {name: sk, template: "{line_no}#{sku}"}
-    # column "sk" clashes with the key attribute; rename the key attribute above
+    sort_key: {name: sk_, template: "{line_no}#{sku}"}
   # public.log has no primary key: add one (ALTER TABLE ... ADD PRIMARY KEY) to migrate it
 `},
 	}
@@ -85,5 +87,198 @@ func TestGenerateRoundTrip(t *testing.T) {
 	}
 	if fa.Stream != "pagila-changes" {
 		t.Errorf("film_actor stream %q", fa.Stream)
+	}
+}
+
+// TestGenerateNastySchemas: for schemas whose names get in the way (columns
+// named like the key attributes or like ferry's own attributes, table and
+// column names that are not identifiers or not valid DynamoDB names, names
+// that sanitise alike), the generated mapping parses and compiles against the
+// same tables, every mappable table is mapped to its own valid target, every
+// row keys without error, and what was renamed is said in the notes and in
+// the YAML.
+func TestGenerateNastySchemas(t *testing.T) {
+	integer := func(name string) extract.Column { return col(name, "integer", extract.KindInt) }
+	text := func(name string) extract.Column { return col(name, "text", extract.KindText) }
+	tbl := func(schema, name string, pk []int, cols ...extract.Column) *extract.Table {
+		return &extract.Table{Schema: schema, Name: name, PK: pk, Columns: cols}
+	}
+	long := strings.Repeat("ä", 140)   // 280 bytes, 140 characters
+	longer := strings.Repeat("t", 300) // over 255: cut
+	tests := []struct {
+		name    string
+		tables  []*extract.Table
+		targets map[string]string // qualified source → target (exact), or "~regexp"
+		notes   []string          // substrings, each in some note and in the YAML
+		skipped int
+	}{
+		{name: "columns named pk and sk",
+			tables: []*extract.Table{
+				tbl("public", "kvs", []int{0, 1}, text("pk"), text("sk"), text("pk_"), integer("v")),
+				tbl("public", "one", []int{1}, text("sk"), integer("pk")),
+			},
+			targets: map[string]string{"public.kvs": "kvs", "public.one": "one"},
+			notes:   []string{`public.kvs: partition key attribute named "pk__"`, `public.kvs: sort key attribute named "sk_"`, `public.one: partition key attribute named "pk_"`},
+		},
+		{name: "key columns that are not identifiers",
+			tables: []*extract.Table{
+				tbl("public", "orders", []int{0, 1}, text("Order ID"), integer("a-b"), text(`x"y`)),
+				tbl("public", "odd", []int{0, 1, 2}, text("}{"), text("1st"), text("line\nbreak"), text("#")),
+				tbl("public", "Ünïcödé", []int{0}, text("ключ")),
+			},
+			targets: map[string]string{"public.orders": "orders", "public.odd": "odd", "public.Ünïcödé": "~^_n_c_d_-[0-9a-f]{8}$"},
+		},
+		{name: "table names that are not valid DynamoDB names",
+			tables: []*extract.Table{
+				tbl("public", "Order Lines", []int{0}, integer("id")),
+				tbl("public", `we"ird`, []int{0}, integer("id")),
+				tbl("public", "Orders", []int{0}, integer("id")),
+				tbl("public", "ab", []int{0}, integer("id")),
+				tbl("public", "x\ny", []int{0}, integer("id")),
+				tbl("public", long, []int{0}, integer("id")),
+				tbl("public", longer, []int{0}, integer("id")),
+				tbl("My Schema", "t", []int{0}, integer("id")),
+				tbl("sales", "order-line.v2", []int{0}, integer("id")),
+			},
+			targets: map[string]string{
+				"public.Order Lines":  "~^Order_Lines-[0-9a-f]{8}$",
+				`public.we"ird`:       "~^we_ird-[0-9a-f]{8}$",
+				"public.Orders":       "Orders",
+				"public.ab":           "~^ab-[0-9a-f]{8}$",
+				"public.x\ny":         "~^x_y-[0-9a-f]{8}$",
+				"public." + long:      "~^_{140}-[0-9a-f]{8}$",
+				"public." + longer:    "~^t{246}-[0-9a-f]{8}$",
+				"My Schema.t":         "~^My_Schema.t-[0-9a-f]{8}$",
+				"sales.order-line.v2": "sales.order-line.v2",
+			},
+			notes: []string{`public.Order Lines: target "Order_Lines-`, `"public.x\ny": target "x_y-`, `is not a valid DynamoDB table name`},
+		},
+		{name: "names that sanitise or qualify alike stay distinct",
+			tables: []*extract.Table{
+				tbl("public", "a b", []int{0}, integer("id")),
+				tbl("public", "a+b", []int{0}, integer("id")),
+				tbl("public", "a_b", []int{0}, integer("id")),
+				tbl("public", "s.t", []int{0}, integer("id")), // target "s.t", like the next
+				tbl("s", "t", []int{0}, integer("id")),
+			},
+			targets: map[string]string{
+				"public.a b": "~^a_b-[0-9a-f]{8}$", "public.a+b": "~^a_b-[0-9a-f]{8}$", "public.a_b": "a_b",
+				"public.s.t": "~^s\\.t-[0-9a-f]{8}$", "s.t": "~^s\\.t-[0-9a-f]{8}$",
+			},
+			notes: []string{`which another table would get too`},
+		},
+		{name: "columns named like ferry's attributes",
+			tables: []*extract.Table{
+				tbl("public", "meta", []int{0}, integer("id"), text("_table"), text("_version")),
+				tbl("public", "versions", []int{0}, integer("_version"), text("v")),
+				tbl("public", "heap", nil, text("line")),
+			},
+			targets: map[string]string{"public.meta": "meta"},
+			notes:   []string{`public.meta: column "_table" excluded`, `public.meta: column "_version" excluded`, `skipped public.versions has primary key column "_version"`, "skipped public.heap has no primary key"},
+			skipped: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := map[string]*extract.Table{}
+			for _, tb := range tt.tables {
+				for i := range tb.Columns {
+					tb.Columns[i].Position = i + 1
+				}
+				src[tb.QualifiedName()] = tb
+			}
+			g := GenerateMapping(src, "ferry-changes")
+			if again := GenerateMapping(src, "ferry-changes"); string(again.YAML) != string(g.YAML) {
+				t.Fatalf("not stable:\n%s\n%s", g.YAML, again.YAML)
+			}
+			m, err := mappings.Parse("generated.yaml", g.YAML)
+			if err != nil {
+				t.Fatalf("generated mapping does not parse: %v\n%s", err, g.YAML)
+			}
+			p, err := Compile(m, src)
+			if err != nil {
+				t.Fatalf("generated mapping does not compile: %v\n%s", err, g.YAML)
+			}
+			if g.Tables != len(p.Tables) || g.Skipped != tt.skipped || len(p.Tables)+tt.skipped != len(src) {
+				t.Errorf("%d tables (plan %d), %d skipped, want %d skipped of %d", g.Tables, len(p.Tables), g.Skipped, tt.skipped, len(src))
+			}
+			seen := map[string]string{}
+			for _, tp := range p.Tables {
+				qn := tp.Source.QualifiedName()
+				if other, dup := seen[tp.Target]; dup {
+					t.Errorf("%q and %q share target %q", qn, other, tp.Target)
+				}
+				seen[tp.Target] = qn
+				if want, ok := tt.targets[qn]; ok {
+					if re, isRE := strings.CutPrefix(want, "~"); isRE {
+						if !regexp.MustCompile(re).MatchString(tp.Target) {
+							t.Errorf("%q: target %q, want one matching %s", qn, tp.Target, re)
+						}
+					} else if tp.Target != want {
+						t.Errorf("%q: target %q, want %q", qn, tp.Target, want)
+					}
+				}
+				// Every row keys: one value per column, all distinct.
+				r := make(extract.Row, len(tp.Source.Columns))
+				for i := range r {
+					r[i] = extract.Value{Text: fmt.Sprint(i + 1)}
+				}
+				if _, _, err := tp.Key(r); err != nil {
+					t.Errorf("%q: Key: %v", qn, err)
+				}
+				if _, _, err := tp.Item(r, testPos); err != nil {
+					t.Errorf("%q: Item: %v", qn, err)
+				}
+			}
+			for _, n := range tt.notes {
+				inNotes := false
+				for _, line := range g.Notes {
+					inNotes = inNotes || strings.Contains(line, n)
+				}
+				if !inNotes {
+					t.Errorf("no note contains %q: %q", n, g.Notes)
+				}
+				_, rest, _ := strings.Cut(n, ": ")
+				if rest == "" || strings.HasPrefix(n, "skipped ") {
+					rest = strings.TrimPrefix(n, "skipped ")
+				}
+				if !strings.Contains(string(g.YAML), "# "+rest) && !strings.Contains(string(g.YAML), rest) {
+					t.Errorf("YAML does not say %q:\n%s", rest, g.YAML)
+				}
+			}
+			for _, line := range strings.Split(string(g.YAML), "\n") {
+				if strings.ContainsAny(line, "\r\u2028") {
+					t.Errorf("a name broke a line: %q", line)
+				}
+			}
+		})
+	}
+}
+
+// TestGenerateNoMappableTable: a schema of tables without primary keys gives
+// no table and says why.
+func TestGenerateNoMappableTable(t *testing.T) {
+	src := map[string]*extract.Table{"public.log": {Schema: "public", Name: "log", Columns: []extract.Column{col("line", "text", extract.KindText)}}}
+	g := GenerateMapping(src, "")
+	if g.Tables != 0 || g.Skipped != 1 || len(g.Notes) != 1 || !strings.Contains(g.Notes[0], "public.log has no primary key") {
+		t.Errorf("%+v", g)
+	}
+}
+
+func TestYAMLScalars(t *testing.T) {
+	for _, s := range []string{"pagila-changes", "true", "No", "1e3", "a b", `x"y`, "a\nb", "\u2028", "\ufeffx", "ünï", "\x00", "a\\b", "-x", ".x"} {
+		for _, q := range []string{yamlString(s), yamlScalar(s)} {
+			m, err := mappings.Parse("s.yaml", []byte("version: 1\ntables:\n  - source: t\n    target: "+q+"\n    partition_key: {name: pk, template: \"{id}\"}\n"))
+			if err != nil && !strings.Contains(err.Error(), "is not a valid DynamoDB table name") {
+				t.Errorf("%q as %s: %v", s, q, err)
+				continue
+			}
+			if err == nil && m.Tables[0].Target != s {
+				t.Errorf("%q as %s reads back as %q", s, q, m.Tables[0].Target)
+			}
+			if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+				t.Errorf("%q as %s: %v", s, q, err)
+			}
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
 	"github.com/ferry-migrate/ferry/transform"
 )
 
@@ -30,20 +31,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *generate {
-		tables, err := readCatalog(ctx, *source)
-		if err != nil {
-			return err
-		}
-		data := transform.Generate(tables, *stream)
-		if *out == "" {
-			_, err = stdout.Write(data)
-			return err
-		}
-		if err := os.WriteFile(*out, data, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", *out, err)
-		}
-		fmt.Fprintf(stdout, "wrote %s (%d tables)\n", *out, len(tables))
-		return nil
+		return generateMapping(ctx, *source, *stream, *out, stdout)
 	}
 	if err := requireFlag("mapping", *mapping); err != nil {
 		return err
@@ -57,6 +45,47 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	printPlan(stdout, c, sizes)
+	return nil
+}
+
+// generateMapping writes the 1:1 mapping of the source (transform.GenerateMapping)
+// to out (standard output when empty), and says what the generator renamed,
+// excluded or skipped: on standard error when the mapping goes to standard
+// output, else after the "wrote" line.
+func generateMapping(ctx context.Context, source, stream, out string, stdout io.Writer) error {
+	if stream != "" {
+		if err := mappings.CheckStreamName(stream); err != nil {
+			return usagef("--stream: %v", err)
+		}
+	}
+	tables, err := readCatalog(ctx, source)
+	if err != nil {
+		return err
+	}
+	g := transform.GenerateMapping(tables, stream)
+	if g.Tables == 0 {
+		return usagef("plan --generate: no table of the source can be mapped (%d skipped):\n  %s",
+			g.Skipped, strings.Join(g.Notes, "\n  "))
+	}
+	notes := io.Writer(os.Stderr)
+	if out == "" {
+		if _, err := stdout.Write(g.YAML); err != nil {
+			return err
+		}
+	} else {
+		if err := os.WriteFile(out, g.YAML, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", out, err)
+		}
+		skipped := ""
+		if g.Skipped > 0 {
+			skipped = fmt.Sprintf(", %d skipped", g.Skipped)
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d tables%s)\n", out, g.Tables, skipped)
+		notes = stdout
+	}
+	for _, n := range g.Notes {
+		fmt.Fprintf(notes, "note: %s\n", n)
+	}
 	return nil
 }
 
