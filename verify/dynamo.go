@@ -384,7 +384,13 @@ func (v *verifier) drillRound(ctx context.Context, target string, group []*table
 		}
 		want, _, err := tc.tp.Item(row, extract.Position{})
 		if err != nil {
-			return nil // reported as unconvertible in pass 1; an item for it is extra
+			// Reported as unconvertible (or dead-lettered) in pass 1: the
+			// item at its key is that row's stale item, the same finding,
+			// not an extra one.
+			tc.mu.Lock()
+			delete(tc.held, id)
+			tc.mu.Unlock()
+			return nil
 		}
 		tc.mu.Lock()
 		got, ok := tc.held[id]

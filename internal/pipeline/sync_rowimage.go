@@ -101,6 +101,9 @@ func fillFromBefore(after, before extract.Row) extract.Row {
 // movesItem reports whether an update changes the row's source primary key
 // or its item key.
 func movesItem(tp *transform.TablePlan, ch *extract.Change) bool {
+	if ch.Before == nil {
+		return false // no old key: the default identity sends one only when the key changed
+	}
 	if primaryKeyChanged(tp, ch) {
 		return true
 	}
