@@ -23,7 +23,7 @@ var (
 	keyKeys     = []string{"name", "template"}
 	gsiKeys     = []string{"name", "partition_key", "sort_key", "when"}
 	streamKeys  = []string{"name", "partition_key"}
-	conversions = []string{string(ConvAuto), string(ConvString), string(ConvNumber), string(ConvEpochMS), string(ConvBinary)}
+	conversions = []string{string(ConvAuto), string(ConvString), string(ConvNumber), string(ConvEpochMS), string(ConvBinary), string(ConvMap)}
 )
 
 // Load reads and parses the mapping file at path (see Parse); messages name the

@@ -432,3 +432,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseMapConversion: `map` (a json/jsonb column as a DynamoDB document)
+// is a known conversion, recorded with the line it is written on; whether the
+// column is json is checked against the schema (transform.Compile).
+func TestParseMapConversion(t *testing.T) {
+	data := []byte(`version: 1
+tables:
+  - source: orders
+    target: shop
+    partition_key: {name: pk, template: "ORDER#{id}"}
+    types:
+      doc: map
+      total: number
+`)
+	m, err := Parse("orders.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ColumnType{
+		{Column: "doc", Conv: ConvMap, Pos: Pos{File: "orders.yaml", Line: 7, Col: 7}},
+		{Column: "total", Conv: ConvNumber, Pos: Pos{File: "orders.yaml", Line: 8, Col: 7}},
+	}
+	if got := m.Tables[0].Types; !reflect.DeepEqual(got, want) {
+		t.Errorf("Types = %+v, want %+v", got, want)
+	}
+	_, err = Parse("orders.yaml", []byte(strings.Replace(string(data), "doc: map", "doc: maps", 1)))
+	if err == nil || !strings.Contains(err.Error(), `orders.yaml:7: unknown conversion "maps" for column "doc"`) ||
+		!strings.Contains(err.Error(), "did you mean map?") {
+		t.Errorf("Parse(maps) = %v", err)
+	}
+}

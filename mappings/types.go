@@ -111,6 +111,7 @@ const (
 	ConvNumber  Conversion = "number"   // N (integers, numeric, float, money, bool as 0/1)
 	ConvEpochMS Conversion = "epoch_ms" // date/timestamp/timestamptz as N milliseconds since 1970 UTC
 	ConvBinary  Conversion = "binary"   // bytea as B (the default for bytea)
+	ConvMap     Conversion = "map"      // json/jsonb as a DynamoDB document: object M, array L, string S, number N, true/false BOOL, null NULL
 )
 
 // ColumnType overrides the conversion of one column.

@@ -170,6 +170,8 @@ func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeVal
 		return el.listAttr(elems)
 	}
 	switch c.conv {
+	case mappings.ConvMap:
+		return jsonAttr(text) // json/jsonb only (checkConversion)
 	case mappings.ConvString:
 		if c.kind == extract.KindBytea {
 			return e.newS(strings.TrimPrefix(text, `\x`)), nil
@@ -341,6 +343,14 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 		dst = base64.StdEncoding.AppendEncode(dst, b)
 		return append(dst, '"'), nil
 	case extract.KindJSON:
+		if c.conv == mappings.ConvMap {
+			// Under map the event embeds the JSON value itself, as written
+			// (numbers exact); a value the item refuses is refused here too:
+			// one rule for the row.
+			if _, err := jsonAttr(text); err != nil {
+				return dst, err
+			}
+		}
 		return append(dst, text...), nil
 	case extract.KindTimestamp, extract.KindTimestampTZ:
 		dst = append(dst, '"')

@@ -7,20 +7,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
 )
 
 // TextOf turns a stored attribute of column col back into PostgreSQL's text
 // form, for the kinds of values PostgreSQL stores out of line (TOAST): text-like
 // values, bytea and arrays of those. ok is false when the attribute is missing
-// or the conversion is not invertible (then the caller must read the source).
+// or the conversion is not invertible (then the caller must read the source):
+// always for a column mapped as map, whose document has lost the JSON text.
 func TextOf(tp *TablePlan, col int, v types.AttributeValue) (text string, null bool, ok bool) {
 	if v == nil {
+		return "", false, false
+	}
+	c := tp.all[col]
+	if c.conv == mappings.ConvMap {
+		// A document attribute has lost the JSON text (key order, white space,
+		// the written form of numbers), and its NULL may be JSON null or SQL
+		// NULL: the source must be read.
 		return "", false, false
 	}
 	if _, isNull := v.(*types.AttributeValueMemberNULL); isNull {
 		return "", true, true
 	}
-	c := tp.all[col]
 	if c.arr {
 		l, isList := v.(*types.AttributeValueMemberL)
 		if !isList || !textIsCanonical(c.kind) {

@@ -66,6 +66,8 @@ func (c ColumnPlan) DynamoType() string {
 		return "L"
 	}
 	switch c.conv.conv {
+	case mappings.ConvMap:
+		return "M (L, S, N, BOOL or NULL for a JSON value that is not an object)"
 	case mappings.ConvString:
 		return "S"
 	case mappings.ConvNumber, mappings.ConvEpochMS:
@@ -285,6 +287,15 @@ func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TableP
 }
 
 func checkConversion(c extract.Column, conv mappings.Conversion) error {
+	if conv == mappings.ConvMap {
+		if c.Kind != extract.KindJSON {
+			return fmt.Errorf("cannot convert %s to map: only a json or jsonb column holds a JSON document", c.Type)
+		}
+		if c.Array {
+			return fmt.Errorf("%s is an array: map applies to a json or jsonb column, not to the elements of an array (keep it auto: a list of the JSON texts as S)", c.Type)
+		}
+		return nil
+	}
 	if c.Array && conv != mappings.ConvAuto && conv != mappings.ConvString {
 		return fmt.Errorf("%s is an array: only auto or string conversions apply to its elements", c.Type)
 	}
