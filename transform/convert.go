@@ -350,8 +350,13 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 			if _, err := jsonAttr(text); err != nil {
 				return dst, err
 			}
+			return append(dst, text...), nil
 		}
-		return append(dst, text...), nil
+		// Otherwise a JSON string holding the exact text, as Debezium's
+		// io.debezium.data.Json: JSON null ("null") and SQL NULL (null)
+		// stay apart, and json's duplicate keys and key order reach the
+		// consumer as written.
+		return appendJSONString(dst, text), nil
 	case extract.KindTimestamp, extract.KindTimestampTZ:
 		dst = append(dst, '"')
 		dst, err := appendISOTimestamp(dst, text, c.kind == extract.KindTimestampTZ)

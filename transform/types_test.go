@@ -114,8 +114,8 @@ func TestTypeRules(t *testing.T) {
 		{"bpchar padding", extract.KindText, false, "", "ab  ", "S:ab  ", `"ab  "`, ""},
 		{"\"char\" high byte", extract.KindText, false, "", `\351`, `S:\351`, `"\\351"`, ""},
 		{"int2vector", extract.KindOther, false, "", "1 2", "S:1 2", `"1 2"`, ""},
-		{"jsonb", extract.KindJSON, false, "", `{"a": 2}`, `S:{"a": 2}`, `{"a": 2}`, ""},
-		{"json duplicate keys kept", extract.KindJSON, false, "", `{"a":1,"a":2}`, `S:{"a":1,"a":2}`, `{"a":1,"a":2}`, ""},
+		{"jsonb", extract.KindJSON, false, "", `{"a": 2}`, `S:{"a": 2}`, `"{\"a\": 2}"`, ""},
+		{"json duplicate keys kept", extract.KindJSON, false, "", `{"a":1,"a":2}`, `S:{"a":1,"a":2}`, `"{\"a\":1,\"a\":2}"`, ""},
 		{"hstore", extract.KindOther, false, "", `"a"=>"1", "b"=>NULL`, `S:"a"=>"1", "b"=>NULL`, `"\"a\"=\u003e\"1\", \"b\"=\u003eNULL"`, ""},
 		{"int4multirange", extract.KindOther, false, "", "{[1,3),[5,7)}", "S:{[1,3),[5,7)}", `"{[1,3),[5,7)}"`, ""},
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-migrate/ferry/extract"
 )
@@ -77,10 +80,25 @@ func TestPlanPrintsTypesKeysAndSizes(t *testing.T) {
 	for _, want := range []string{
 		"public.film → " + e.target, "special_features", "text[]", " L", "rating", "BOOL",
 		"public.payment → ", "amount", "numeric(5,2)", "largest item ≈", "gsi gsi1:", "(excluded)",
+		"kinesis json", "string (exact digits)", "NaN, ±Infinity", "array of string", "±infinity",
+		"keys stay unique", // rental's GSI sort keys have several columns
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)
 		}
+	}
+	// A generated column: plan says that sync computes it.
+	conn, err := pgx.Connect(t.Context(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `ALTER TABLE film ADD COLUMN title_len int GENERATED ALWAYS AS (length(title)) STORED`); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = runFerry(t, "plan", "--source", e.db, "--mapping", e.mapping)
+	if want := "generated column title_len = length(title): pgoutput does not send it; sync computes it"; !strings.Contains(out, want) {
+		t.Errorf("plan output lacks %q:\n%s", want, out)
 	}
 	// --generate writes a mapping that itself validates.
 	gen := t.TempDir() + "/gen.yaml"

@@ -116,6 +116,9 @@ func printPlan(w io.Writer, c *compiled, sizes map[string]int64) {
 			key += ", " + tp.SK.Name + " = " + tp.Map.SortKey.Template.Raw
 		}
 		fmt.Fprintln(w, key)
+		if escapesValues(tp) {
+			fmt.Fprintln(w, "  (in templates of several columns, values escape \\ and the separator with \\: keys stay unique)")
+		}
 		for _, g := range tp.Map.GSIs {
 			line := fmt.Sprintf("  gsi %s: %s = %s", g.Name, g.PartitionKey.Name, g.PartitionKey.Template.Raw)
 			if g.SortKey != nil {
@@ -138,14 +141,25 @@ func printPlan(w io.Writer, c *compiled, sizes map[string]int64) {
 			fmt.Fprintf(w, "  stream: %s (partition key %s)\n", tp.Stream, pk)
 		}
 		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "    column\tpostgres\tdynamodb")
+		fmt.Fprintln(tw, "    column\tpostgres\tdynamodb\tkinesis json\trefused (row dead-lettered or stops)")
+		var generated []string
 		for _, col := range tp.Columns {
-			fmt.Fprintf(tw, "    %s\t%s\t%s\n", col.Name, col.Type, col.DynamoType())
+			refused := col.Refused()
+			if refused == "" {
+				refused = "—"
+			}
+			fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", col.Name, col.Type, col.DynamoType(), col.EventType(), refused)
+			if expr := tp.Generated(col); expr != "" {
+				generated = append(generated, fmt.Sprintf("%s = %s", col.Name, expr))
+			}
 		}
 		for _, ex := range tp.Map.Exclude {
-			fmt.Fprintf(tw, "    %s\t%s\t(excluded)\n", ex.Name, tp.Source.Columns[tp.Source.ColumnIndex(ex.Name)].Type)
+			fmt.Fprintf(tw, "    %s\t%s\t(excluded)\t\t\n", ex.Name, tp.Source.Columns[tp.Source.ColumnIndex(ex.Name)].Type)
 		}
 		tw.Flush()
+		for _, g := range generated {
+			fmt.Fprintf(w, "  generated column %s: pgoutput does not send it; sync computes it from each change's row with this expression\n", g)
+		}
 		for _, note := range replicationNotes(tp) {
 			fmt.Fprintf(w, "  ! %s\n", note)
 		}
@@ -226,4 +240,18 @@ func replicationNotes(tp *transform.TablePlan) []string {
 			strings.Join(cols, ", "), ident))
 	}
 	return out
+}
+
+// escapesValues reports whether a key or GSI template of tp escapes values.
+func escapesValues(tp *transform.TablePlan) bool {
+	keys := []*transform.KeyAttr{&tp.PK, tp.SK}
+	for i := range tp.GSIs {
+		keys = append(keys, &tp.GSIs[i].PK, tp.GSIs[i].SK)
+	}
+	for _, k := range keys {
+		if k != nil && k.EscapesValues() {
+			return true
+		}
+	}
+	return false
 }
