@@ -69,7 +69,10 @@ func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress stri
 		printSummary(stdout, res)
 	}
 	if err != nil {
-		if errors.Is(err, pipeline.ErrSlotGone) {
+		// A sync streams from the slot (plain backfill or --restart): refused
+		// before anything is written.
+		var active *pipeline.SlotActiveError
+		if errors.Is(err, pipeline.ErrSlotGone) || errors.As(err, &active) {
 			return usageError{err}
 		}
 		if ctx.Err() != nil {

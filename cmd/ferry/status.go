@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -83,6 +85,21 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		fmt.Fprintln(stdout, "sync checkpoint: none (sync has not run)")
 	}
+	pending, done, err := pipeline.SnapshotRecords(ctx, ctl, cf.slot)
+	switch {
+	case err != nil && !isMissingTable(err):
+		return err
+	case err == nil:
+		estimate := func(table string) int64 {
+			if tp := c.plan.Table(table); tp != nil {
+				return tp.Source.EstimatedRows
+			}
+			return -1
+		}
+		for _, l := range snapshotStatusLines(pending, done, cp.Snapshot, exists && info.Active, estimate, time.Now()) {
+			fmt.Fprintln(stdout, l)
+		}
+	}
 	if !*counts {
 		return nil
 	}
@@ -141,4 +158,113 @@ func countItems(ctx context.Context, ddb *dynamodb.Client, plan *transform.Plan)
 		}
 	}
 	return out, nil
+}
+
+// snapshotStatus lists at most this many queued and finished online snapshots.
+const snapshotStatusMax = 5
+
+// snapshotStatusLines describes the online snapshots of a slot: the one under
+// way (cur: the checkpoint's progress), the queued requests and the last
+// finished ones. active tells whether sync runs; estimate returns a table's
+// estimated row count (-1 unknown), for the ETA.
+func snapshotStatusLines(pending []pipeline.SnapshotRequest, done map[string]pipeline.SnapshotProgress, cur *pipeline.SnapshotProgress,
+	active bool, estimate func(table string) int64, now time.Time) []string {
+	if len(pending) == 0 && len(done) == 0 {
+		return []string{"online snapshots: none requested"}
+	}
+	var out []string
+	for i, r := range pending {
+		if i == snapshotStatusMax {
+			out = append(out, fmt.Sprintf("  … and %d more queued", len(pending)-i))
+			break
+		}
+		if cur == nil || cur.Request != r.ID {
+			out = append(out, fmt.Sprintf("online snapshot %s: queued (%s), requested %s", r.ID, describeRequest(r), r.Created.UTC().Format(time.RFC3339)))
+			continue
+		}
+		l := "online " + snapshotProgressLine(r, *cur)
+		if !cur.Started.IsZero() {
+			l += fmt.Sprintf(", started %s (%s ago)", cur.Started.UTC().Format(time.RFC3339), now.Sub(cur.Started).Round(time.Second))
+		}
+		if active {
+			l += ", " + snapshotETA(r, *cur, estimate, now)
+		} else {
+			l += ", paused: no sync is running (it resumes the snapshot when started)"
+		}
+		out = append(out, l)
+	}
+	ids := make([]string, 0, len(done))
+	for id := range done {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if len(ids) > snapshotStatusMax {
+		out = append(out, fmt.Sprintf("online snapshots finished: %d (the last %d:)", len(ids), snapshotStatusMax))
+		ids = ids[len(ids)-snapshotStatusMax:]
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		d := done[ids[i]]
+		l := fmt.Sprintf("online snapshot %s: done, %d rows in %d %s", ids[i], d.Rows, d.Chunks, plural(int(d.Chunks), "chunk", "chunks"))
+		if !d.Started.IsZero() {
+			l += ", started " + d.Started.UTC().Format(time.RFC3339)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// describeRequest names what a request re-reads.
+func describeRequest(r pipeline.SnapshotRequest) string {
+	s := strings.Join(r.Tables, ", ")
+	if len(r.Keys) > 0 {
+		s = fmt.Sprintf("%d keys of %s", len(r.Keys), s)
+	}
+	if r.Where != "" {
+		s += " where " + truncateText(r.Where, 60)
+	}
+	return s
+}
+
+func truncateText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// snapshotETA estimates the time left of the snapshot under way from the rows
+// done so far (p.Rows counts the whole request; with --keys, the keys done)
+// and the rows expected: the keys listed, or the tables' estimated row counts. A --where snapshot has
+// no estimate.
+func snapshotETA(r pipeline.SnapshotRequest, p pipeline.SnapshotProgress, estimate func(string) int64, now time.Time) string {
+	var total int64
+	done, unit := p.Rows, "rows"
+	switch {
+	case len(r.Keys) > 0:
+		total, done, unit = int64(len(r.Keys)), int64(p.KeysDone), "keys"
+	case r.Where != "":
+		return "ETA unknown (--where)"
+	default:
+		for _, t := range r.Tables {
+			n := estimate(t)
+			if n < 0 {
+				return "ETA unknown (" + t + " has no row estimate: ANALYZE it)"
+			}
+			total += n
+		}
+	}
+	elapsed := now.Sub(p.Started)
+	if p.Started.IsZero() || done <= 0 || elapsed <= 0 {
+		return fmt.Sprintf("ETA unknown (none done yet of ~%d %s)", total, unit)
+	}
+	if done >= total {
+		return fmt.Sprintf("ETA unknown (past the estimate of %d %s)", total, unit)
+	}
+	rate := float64(done) / elapsed.Seconds()
+	eta := time.Duration(float64(total-done) / rate * float64(time.Second))
+	prec := 0
+	if rate < 10 {
+		prec = 1
+	}
+	return fmt.Sprintf("ETA %s (%.*f %s/s, ~%d %s in all)", eta.Round(time.Second), prec, rate, unit, total, unit)
 }

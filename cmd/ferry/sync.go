@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,10 +21,12 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		"Streams every committed change from the replication slot (pgoutput) into DynamoDB and onto\n"+
 			"Kinesis, in order, exactly once in effect: writes are conditional on the item's _version,\n"+
 			"and the slot is acknowledged only after both targets and the checkpoint are durable.\n"+
-			"If no backfill has completed for the slot, it runs one first (same flags as backfill).\n"+
+			"If no backfill has completed for the slot, it runs one first (same flags as backfill, but\n"+
+			"no --tables: sync applies every mapped table, as a subset would acknowledge the other\n"+
+			"tables' changes on the slot without applying them).\n"+
 			"Runs until SIGINT/SIGTERM, then applies what it has, checkpoints and exits 0.", stdout)
 	cf := addCommonFlags(fs)
-	bf := addBackfillFlags(fs)
+	bf := addSyncBackfillFlags(fs)
 	truncate := fs.String("truncate", "apply", "what a TRUNCATE does to the table's items: apply (remove them), skip (keep them; the event is still published) or fail (stop)")
 	batch := fs.Int("batch", 2000, "most changes applied together (bounds memory for any transaction size)")
 	applyWorkers := fs.Int("apply-workers", 16, "concurrent conditional DynamoDB writes")
@@ -101,6 +104,22 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{err}
 	}
 	return err
+}
+
+// addSyncBackfillFlags registers the backfill flags of sync's first run,
+// except --tables: sync has no subset. Sync acknowledges the slot as it
+// applies, so a sync of some tables would acknowledge the changes of the
+// others without applying them, and a later full sync could never get them
+// back. (The first run's backfill always copies every mapped table.)
+func addSyncBackfillFlags(fs *flag.FlagSet) *backfillFlags {
+	all := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	bf := addBackfillFlags(all)
+	all.VisitAll(func(f *flag.Flag) {
+		if f.Name != "tables" {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	return bf
 }
 
 // statusLine shows sync's progress: one rewritten line on a terminal, a log

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-migrate/ferry/extract"
@@ -286,11 +287,13 @@ func openSnapshot(ctx context.Context, cfg *BackfillConfig, res *BackfillResult,
 	if err != nil {
 		return nil, err
 	}
+	if slotExists && slot.Active {
+		// A walsender streams from the slot: a sync is running. Refused
+		// before anything is written (publication, slot, state, items).
+		return nil, &SlotActiveError{Slot: cfg.Slot, PID: activePID(ctx, conn, cfg.Slot), Restart: cfg.Restart}
+	}
 	if cfg.Restart {
 		if slotExists {
-			if slot.Active {
-				return nil, fmt.Errorf("--restart: slot %s is in use by another process", cfg.Slot)
-			}
 			if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", cfg.Slot); err != nil {
 				return nil, fmt.Errorf("--restart: drop slot %s: %w", cfg.Slot, err)
 			}
@@ -342,6 +345,41 @@ func openSnapshot(ctx context.Context, cfg *BackfillConfig, res *BackfillResult,
 	}
 	res.ReadLSN, res.Resumed = snap.LSN, true
 	return snap, nil
+}
+
+// SlotActiveError is returned when the backfill's slot is active: a
+// walsender streams from it, that is a `ferry sync` is running. A plain
+// backfill would copy at a new snapshot behind sync's back; --restart would
+// have to drop the slot sync holds. It wraps ErrSlotInUse.
+type SlotActiveError struct {
+	Slot    string
+	PID     int // the walsender's process id (0 if unknown)
+	Restart bool
+}
+
+func (e *SlotActiveError) Error() string {
+	pid := "pid unknown"
+	if e.PID > 0 {
+		pid = fmt.Sprintf("pid %d", e.PID)
+	}
+	if e.Restart {
+		return fmt.Sprintf("--restart: slot %s is in use by another process (%s; is `ferry sync` running?): stop sync first", e.Slot, pid)
+	}
+	return fmt.Sprintf("sync is running on slot %s (%s): a backfill now would copy at a new snapshot while sync keeps "+
+		"acknowledging the slot, and the changes of a table sync was started without would be lost; "+
+		"stop sync first, or use `ferry snapshot` to re-read tables online", e.Slot, pid)
+}
+
+func (e *SlotActiveError) Unwrap() error { return ErrSlotInUse }
+
+// activePID is the process id of the walsender holding the slot, or 0.
+func activePID(ctx context.Context, conn *pgx.Conn, slot string) int {
+	var pid *int32
+	err := conn.QueryRow(ctx, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()", slot).Scan(&pid)
+	if err != nil || pid == nil {
+		return 0
+	}
+	return int(*pid)
 }
 
 type nopProgress struct{}
