@@ -32,7 +32,8 @@ Commands:
   backfill   copy every mapped table inside one consistent snapshot, resumably
   sync       stream every change (CDC) into DynamoDB and Kinesis, exactly once in
              effect; runs the backfill first if none has completed
-  status     the slot, the stored checkpoint and per-table counts
+  status     the slot, the stored checkpoint, online snapshots and per-table counts
+  snapshot   ask the running sync to re-read tables or rows (online snapshot)
   verify     compare source and targets (--stream, --repair); exit 1 on differences
   teardown   drop ferry's replication slot and run state (--targets: also the
              DynamoDB tables and Kinesis streams)
@@ -109,6 +110,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = cmdSync(ctx, args[1:], stdout)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout)
+	case "snapshot":
+		err = cmdSnapshot(ctx, args[1:], stdout)
 	case "verify":
 		err = cmdVerify(ctx, args[1:], stdout)
 	case "teardown":
