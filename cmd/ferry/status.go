@@ -22,9 +22,10 @@ import (
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("status --source URL --mapping FILE [--slot NAME]",
-		"Prints the replication slot (active, confirmed LSN, retained WAL), the backfill state, the\n"+
-			"stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
+	fs := newFlagSet("status --source URL --mapping FILE [--slot NAME] [--publication NAME]",
+		"Prints the replication slot (active, confirmed LSN, retained WAL), the publication (its table\n"+
+			"count and the mapped tables missing from it, whose changes sync never gets), the backfill\n"+
+			"state, the stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
 			"(a parallel Scan with Select=COUNT: it reads the whole table).", stdout)
 	cf := addCommonFlags(fs)
 	counts := fs.Bool("counts", true, "count source rows and DynamoDB items per table")
@@ -60,6 +61,9 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			cf.slot, info.Active, info.ConfirmedFlushLSN, info.RestartLSN, humanBytes(info.RetainedBytes), info.WALStatus)
 	} else {
 		fmt.Fprintf(stdout, "slot %s: does not exist\n", cf.slot)
+	}
+	if err := printPublication(ctx, conn, stdout, cf.publication, c.plan); err != nil {
+		return err
 	}
 	ddb, _, err := awsClients(ctx)
 	if err != nil {
