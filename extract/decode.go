@@ -29,6 +29,7 @@ type Event struct {
 	TxID      uint32
 	Time      time.Time // commit time
 	Prefix    string    // EventMessage: the message prefix
+	Content   string    // EventMessage: the message content
 }
 
 type relation struct {
@@ -95,7 +96,7 @@ func (d *Decoder) Decode(data []byte) ([]Event, error) {
 		}
 		return out, nil
 	case *pglogrepl.LogicalDecodingMessage:
-		ev := Event{Kind: EventMessage, Prefix: m.Prefix, CommitLSN: d.lsn}
+		ev := Event{Kind: EventMessage, Prefix: m.Prefix, Content: string(m.Content), CommitLSN: d.lsn}
 		if !m.Transactional {
 			// A heartbeat outside any transaction: the position it was written
 			// at may be acknowledged once nothing before it is in flight.

@@ -34,6 +34,8 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	walBudget := fs.String("wal-budget", "1GiB", "warn when the slot retains more WAL than this (e.g. 512MiB, 2GiB)")
 	heartbeat := fs.Duration("heartbeat", 10*time.Second, "interval of the logical message that lets an idle slot advance (0 disables)")
 	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
+	chunkRows := fs.Int("snapshot-chunk-rows", 0, "rows per chunk of an online snapshot (`ferry snapshot`; 0: 250): each chunk is applied with the stream's batch, so this bounds the lag a snapshot adds")
+	snapRate := fs.Float64("snapshot-rate", 0, "most rows per second an online snapshot reads (0: one chunk at a time, as fast as they apply)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +96,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
 		BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
 		Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
-		OnError: onError, DeadLetter: deadLetter,
+		OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
 	})
 	sl.done()
 	if deadLetter != nil && deadLetter.Count() > 0 {
@@ -140,9 +142,20 @@ func (s *statusLine) show(st pipeline.SyncStatus) {
 	if !st.LastCommit.IsZero() {
 		last = fmt.Sprintf("%s @ %s", st.LastCommitLSN, st.LastCommit.UTC().Format("15:04:05.000"))
 	}
+	snap := ""
+	if sp := st.Snapshot; sp != nil {
+		state := "table " + st.SnapshotTable
+		if sp.Done {
+			state = "done"
+		}
+		snap = fmt.Sprintf("snapshot %s: %s, %d rows, %d chunks", sp.Request, state, sp.Rows, sp.Chunks)
+	}
 	if s.term {
 		fmt.Fprintf(s.out, "\r\033[K%8.0f changes/s  lag %s / %.1fs  applied %d  last commit %s  retained WAL %s",
 			st.ChangesPerSec, humanBytes(st.LagBytes), st.LagSeconds, st.Changes, last, humanBytes(st.RetainedWAL))
+		if snap != "" {
+			fmt.Fprintf(s.out, "  %s", snap)
+		}
 		return
 	}
 	if time.Since(s.last) < 10*time.Second {
@@ -150,7 +163,7 @@ func (s *statusLine) show(st pipeline.SyncStatus) {
 	}
 	s.last = time.Now()
 	slog.Info("sync", "changes_per_s", int64(st.ChangesPerSec), "lag_bytes", st.LagBytes, "lag_s", fmt.Sprintf("%.1f", st.LagSeconds),
-		"applied", st.Changes, "last_commit", last, "acked", st.Acked, "retained_wal", st.RetainedWAL)
+		"applied", st.Changes, "last_commit", last, "acked", st.Acked, "retained_wal", st.RetainedWAL, "snapshot", snap)
 }
 
 func (s *statusLine) done() {

@@ -33,6 +33,10 @@ type Checkpoint struct {
 	Updated    time.Time `json:"updated"`
 	// Changes is the number of changes applied since sync first started.
 	Changes int64 `json:"changes"`
+	// Snapshot is the progress of the online snapshot under way (nil when
+	// none is): recorded with the rows it counts, so that a restarted sync
+	// resumes the snapshot at the chunk after the last durable one.
+	Snapshot *SnapshotProgress `json:"snapshot,omitempty"`
 }
 
 // CheckpointID is the control-table id of a slot's sync checkpoint.

@@ -105,7 +105,7 @@ func (f *fold) add(ctx context.Context, ch *extract.Change, tp *transform.TableP
 		}
 		f.put(tp.Target+"\x00"+id, &itemWrite{kind: writeDelete, tp: tp, key: key, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before), op: ch.Op})
 		return nil
-	case extract.OpCreate, extract.OpUpdate:
+	case extract.OpCreate, extract.OpUpdate, extract.OpRead:
 	default:
 		return fmt.Errorf("fold: unexpected op %s", ch.Op)
 	}

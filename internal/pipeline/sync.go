@@ -76,7 +76,16 @@ type SyncConfig struct {
 	// Reconnect paces reconnections after the replication connection was
 	// lost (default Base 250 ms, Max 10 s, unlimited attempts).
 	Reconnect load.Backoff
-	Logger    *slog.Logger
+	// SnapshotChunkRows is the size of an online snapshot's chunks (default
+	// 250 rows): a chunk's rows are applied with the stream's batch, so it
+	// bounds the pause an online snapshot adds to sync.
+	SnapshotChunkRows int
+	// SnapshotRate caps an online snapshot's rows per second (0: as fast as
+	// the chunks apply, one chunk at a time).
+	SnapshotRate float64
+	// SnapshotPoll is how often sync looks for snapshot requests (default 2 s).
+	SnapshotPoll time.Duration
+	Logger       *slog.Logger
 }
 
 func (c *SyncConfig) defaults() {
@@ -103,6 +112,12 @@ func (c *SyncConfig) defaults() {
 	}
 	if c.WALBudget <= 0 {
 		c.WALBudget = 1 << 30
+	}
+	if c.SnapshotChunkRows <= 0 {
+		c.SnapshotChunkRows = 250
+	}
+	if c.SnapshotPoll <= 0 {
+		c.SnapshotPoll = 2 * time.Second
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
@@ -137,6 +152,10 @@ type SyncStatus struct {
 	LastCommit    time.Time
 	Acked         extract.LSN
 	RetainedWAL   int64
+	// Snapshot is the online snapshot under way (nil: none), as of its
+	// last chunk; SnapshotTable is the table of that chunk.
+	Snapshot      *SnapshotProgress
+	SnapshotTable string
 }
 
 // ErrNoBackfill is returned when sync starts on a slot that no backfill created.
@@ -172,6 +191,8 @@ type syncer struct {
 	cpDirty   bool
 	cpSavedAt time.Time
 	stream    *extract.ReplicationStream
+	online    onlineState
+	snapReqs  chan []SnapshotRequest
 
 	mu        sync.Mutex
 	status    SyncStatus
@@ -335,6 +356,8 @@ func (s *syncer) session(ctx context.Context, first bool) error {
 		}
 	})
 	g.Go(func() error { return s.monitor(gctx, conn) })
+	s.snapReqs = make(chan []SnapshotRequest, 1)
+	g.Go(func() error { return s.pollSnapshotRequests(gctx, s.snapReqs, s.cfg.SnapshotPoll) })
 	g.Go(func() error {
 		err := s.apply(gctx, events)
 		cancelRun() // stop the reader and monitor once the applier is done

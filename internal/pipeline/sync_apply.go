@@ -30,11 +30,14 @@ type syncBatch struct {
 	commitLSN  extract.LSN
 	commitTime time.Time
 	oldest     time.Time // commit time of the oldest change in the batch
+	// snap is the online snapshot's progress once this batch (with the rows
+	// of its last chunk) is applied; nil when the batch holds no chunk.
+	snap *SnapshotProgress
 }
 
 func newSyncBatch() *syncBatch { return &syncBatch{fold: newFold()} }
 
-func (b *syncBatch) empty() bool { return b.changes == 0 && b.ackLSN == 0 }
+func (b *syncBatch) empty() bool { return b.changes == 0 && b.ackLSN == 0 && b.snap == nil }
 
 // apply consumes events until the channel closes or ctx ends, then flushes.
 func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
@@ -52,6 +55,10 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 		}
 	}
 	src := transform.RecordSource{DB: dbName(s.cfg.SourceURL)}
+	s.online.reset(s.cp.Snapshot)
+	// snapTick wakes an idle loop for the next chunk of an online snapshot.
+	snapTick := time.NewTicker(50 * time.Millisecond)
+	defer snapTick.Stop()
 	finish := func() error {
 		if s.intent != (extract.Position{}) && b.maxPos.Less(s.intent) {
 			// The replay has not passed the intent of a run that stopped
@@ -83,6 +90,23 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 				return err
 			}
 			continue
+		case reqs := <-s.snapReqs:
+			s.online.reqs = reqs
+			continue
+		case <-snapTick.C:
+			if !inTx && (s.online.prog != nil || len(s.online.reqs) > 0) {
+				if err := s.maybeReadChunk(ctx, b); err != nil {
+					return err
+				}
+				if b.snap != nil && b.changes == 0 && len(events) == 0 {
+					// A chunk that left no rows: record its progress.
+					if err := s.flushIfAllowed(ctx, &b, true); err != nil {
+						return err
+					}
+					armCheckpoint()
+				}
+			}
+			continue
 		case ev, ok = <-events:
 			if !ok {
 				return finish()
@@ -93,9 +117,19 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			inTx, txTime = true, ev.Time
 		case extract.EventCommit:
 			inTx = false
+			s.online.recent.add(ev.TxID)
 			b.ackLSN, b.commitLSN, b.commitTime = ev.EndLSN, ev.CommitLSN, ev.Time
 			s.noteServerEnd(ev.EndLSN)
 		case extract.EventKeepalive, extract.EventMessage:
+			if ev.Kind == extract.EventMessage && ev.Prefix == extract.WatermarkPrefix && s.online.win != nil && ev.Content == s.online.win.id {
+				if err := s.emitWindow(ctx, b, ev.EndLSN, src); err != nil {
+					return err
+				}
+				if b.changes > 0 {
+					linger.Reset(s.cfg.Linger)
+				}
+				break
+			}
 			if ev.Kind == extract.EventKeepalive {
 				s.noteServerEnd(ev.EndLSN)
 			}
@@ -109,6 +143,9 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			ch := ev.Change
 			if !s.cp.Pos.Less(ch.Pos) {
 				continue // already durable (a replay after a restart)
+			}
+			if s.online.win != nil {
+				s.online.win.observe(ch)
 			}
 			if ch.Op == extract.OpTruncate {
 				if err := s.flush(ctx, b); err != nil {
@@ -128,6 +165,11 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			}
 			if b.changes == 1 {
 				linger.Reset(s.cfg.Linger)
+			}
+		}
+		if !inTx && (s.online.prog != nil || len(s.online.reqs) > 0) {
+			if err := s.maybeReadChunk(ctx, b); err != nil {
+				return err
 			}
 		}
 		full := b.changes >= s.cfg.BatchChanges
@@ -273,7 +315,14 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 		return nil
 	}
 	cp := s.cp
+	if b.snap != nil {
+		cp.Snapshot = b.snap
+	}
 	if b.changes == 0 {
+		if b.snap != nil {
+			// A chunk that left no rows: only its progress to record.
+			s.cp.Snapshot, s.cpDirty = b.snap, true
+		}
 		// Only commits of transactions that touched nothing mapped: acknowledge
 		// without a checkpoint write (the stored one stays valid, just older),
 		// unless a deferred checkpoint must be written first.
@@ -388,6 +437,9 @@ func (s *syncer) saveCheckpoint(ctx context.Context, cp Checkpoint) error {
 	}
 	s.cp, s.cpDirty, s.cpSavedAt = cp, false, time.Now()
 	s.stream.Ack(cp.LSN)
+	if err := s.recordSnapshotDone(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.status.Acked = cp.LSN
 	s.mu.Unlock()

@@ -1,0 +1,112 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// WatermarkPrefix is the logical decoding message prefix of the high
+// watermarks that close an online snapshot's chunk reads (see ReadKeyChunk).
+const WatermarkPrefix = "ferry_snapshot"
+
+// EmitWatermark writes a non-transactional logical decoding message with the
+// given content and returns its WAL position. A non-transactional message is
+// decoded at its own position, between the transactions that committed before
+// it and those that commit after: exactly the point in the change stream
+// where it was written. It needs no table in the user's schema.
+func EmitWatermark(ctx context.Context, q Querier, content string) (LSN, error) {
+	rows, err := q.Query(ctx, "SELECT pg_logical_emit_message(false, $1, $2)::text", WatermarkPrefix, content)
+	if err != nil {
+		return 0, fmt.Errorf("emit watermark: %w", err)
+	}
+	defer rows.Close()
+	var text string
+	for rows.Next() {
+		if err := rows.Scan(&text); err != nil {
+			return 0, fmt.Errorf("emit watermark: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("emit watermark: %w", err)
+	}
+	return ParseLSN(text)
+}
+
+// KeyChunk selects the rows of one chunk of an online snapshot: rows of the
+// table after the primary key After (all rows from the start when After is
+// nil) in primary key order, at most Limit; or, when Keys is set, exactly the
+// rows with those primary keys. Where, when set, is a SQL condition the rows
+// must also meet (written by the operator; ferry adds no quoting).
+type KeyChunk struct {
+	After []string   // primary key values (text), exclusive lower bound
+	Keys  [][]string // primary key values (text) of the rows to read
+	Where string
+	Limit int
+}
+
+// Query returns the chunk's SELECT.
+func (k KeyChunk) Query(t *Table) string {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = QuoteIdent(c.Name)
+	}
+	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.Ident()
+	var conds []string
+	if k.After != nil {
+		conds = append(conds, "("+pkList(t)+") > ("+pkLiterals(t, k.After)+")")
+	}
+	if k.Keys != nil {
+		lits := make([]string, len(k.Keys))
+		for i, key := range k.Keys {
+			lits[i] = "(" + pkLiterals(t, key) + ")"
+		}
+		conds = append(conds, "("+pkList(t)+") IN ("+strings.Join(lits, ", ")+")")
+	}
+	if k.Where != "" {
+		conds = append(conds, "("+k.Where+")")
+	}
+	if len(conds) > 0 {
+		sql += " WHERE " + strings.Join(conds, " AND ")
+	}
+	sql += " ORDER BY " + pkList(t)
+	if k.Limit > 0 && k.Keys == nil {
+		sql += fmt.Sprintf(" LIMIT %d", k.Limit)
+	}
+	return sql
+}
+
+// ReadKeyChunk reads a chunk in one REPEATABLE READ transaction and returns
+// its rows (in the text form COPY delivers) with the transaction's snapshot
+// (pg_current_snapshot(), taken by the transaction's first statement, so it
+// is the snapshot the rows were read in): exactly which transactions the rows
+// reflect.
+func ReadKeyChunk(ctx context.Context, conn *pgx.Conn, t *Table, k KeyChunk) ([]Row, TxSnapshot, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, TxSnapshot{}, fmt.Errorf("read chunk of %s: %w", t.QualifiedName(), err)
+	}
+	defer tx.Rollback(context.Background())
+	var xs string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&xs); err != nil {
+		return nil, TxSnapshot{}, fmt.Errorf("read chunk of %s: %w", t.QualifiedName(), err)
+	}
+	snap, err := ParseTxSnapshot(xs)
+	if err != nil {
+		return nil, TxSnapshot{}, err
+	}
+	var rows []Row
+	w := newCopyRowWriter(len(t.Columns), func(r Row) error {
+		rows = append(rows, r)
+		return nil
+	})
+	if _, err := conn.PgConn().CopyTo(ctx, w, "COPY ("+k.Query(t)+") TO STDOUT"); err != nil {
+		return nil, TxSnapshot{}, fmt.Errorf("read chunk of %s: %w", t.QualifiedName(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, TxSnapshot{}, fmt.Errorf("read chunk of %s: %w", t.QualifiedName(), err)
+	}
+	return rows, snap, nil
+}

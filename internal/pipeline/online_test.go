@@ -1,0 +1,127 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
+)
+
+func onlineTable() *transform.TablePlan {
+	return &transform.TablePlan{Source: &extract.Table{Schema: "public", Name: "t", PK: []int{0},
+		Columns: []extract.Column{{Name: "id"}, {Name: "v"}}}}
+}
+
+func vrow(id, v string) extract.Row { return extract.Row{{Text: id}, {Text: v}} }
+
+// The DBLog rule step by step: a change of a transaction the chunk's
+// snapshot does not see removes its row (the log's state is newer); a change
+// the snapshot sees does not; the rows left are emitted at the watermark in
+// key order, numbered from 1.
+func TestChunkWindowReconcilesWithTheLog(t *testing.T) {
+	tp := onlineTable()
+	other := &extract.Table{Schema: "public", Name: "o", PK: []int{0}, Columns: tp.Source.Columns}
+	// Snapshot 100:105:102 sees 99, 101, 103, 104; not 102, 105, 106.
+	snap := extract.TxSnapshot{Xmin: 100, Xmax: 105, Xip: []uint64{102}}
+	rows := []extract.Row{vrow("1", "a"), vrow("2", "b"), vrow("3", "c"), vrow("4", "d"), vrow("5", "e")}
+	tests := []struct {
+		name    string
+		changes []*extract.Change
+		want    []string // ids emitted
+	}{
+		{"no changes", nil, []string{"1", "2", "3", "4", "5"}},
+		{"a visible update stays from the chunk", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpUpdate, TxID: 101, After: vrow("2", "b")},
+		}, []string{"1", "2", "3", "4", "5"}},
+		{"invisible update, delete and in-progress transaction win", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpUpdate, TxID: 106, After: vrow("2", "B")},
+			{Table: tp.Source, Op: extract.OpDelete, TxID: 105, Before: extract.Row{{Text: "4"}, {Unchanged: true}}},
+			{Table: tp.Source, Op: extract.OpUpdate, TxID: 102, After: vrow("5", "E")},
+		}, []string{"1", "3"}},
+		{"a key change removes both keys", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpUpdate, TxID: 106, Before: extract.Row{{Text: "1"}, {Unchanged: true}}, After: vrow("3", "x")},
+		}, []string{"2", "4", "5"}},
+		{"another table's change is not this chunk's", []*extract.Change{
+			{Table: other, Op: extract.OpDelete, TxID: 106, Before: vrow("1", "a")},
+		}, []string{"1", "2", "3", "4", "5"}},
+		{"an invisible truncate empties the chunk", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpTruncate, TxID: 107},
+		}, nil},
+		{"a visible truncate does not", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpTruncate, TxID: 99},
+		}, []string{"1", "2", "3", "4", "5"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newChunkWindow("w", tp, rows, snap)
+			for _, ch := range tc.changes {
+				w.observe(ch)
+			}
+			out := w.emit(extract.LSN(0x1000), time.Unix(0, 0))
+			if len(out) != len(tc.want) {
+				t.Fatalf("emitted %d rows, want %v", len(out), tc.want)
+			}
+			for i, ch := range out {
+				if ch.After[0].Text != tc.want[i] || ch.Op != extract.OpRead {
+					t.Errorf("row %d: %s %s, want r %s", i, ch.Op, ch.After[0].Text, tc.want[i])
+				}
+				if ch.Pos != (extract.Position{LSN: 0x1000, Seq: uint32(i + 1)}) {
+					t.Errorf("row %d at %v, want 0/1000 seq %d", i, ch.Pos, i+1)
+				}
+			}
+			if len(rows) > 0 && (w.last == nil || w.last[0] != "5") {
+				t.Errorf("last key %v, want [5] (progress continues after the chunk's last row read)", w.last)
+			}
+		})
+	}
+}
+
+func TestXidRingFindsTransactionsTheSnapshotMisses(t *testing.T) {
+	var r xidRing
+	snap := extract.TxSnapshot{Xmin: 100, Xmax: 105, Xip: []uint64{102}}
+	for _, x := range []uint32{98, 99, 101} {
+		r.add(x)
+	}
+	if x, bad := r.invisibleIn(snap); bad {
+		t.Fatalf("xid %d reported invisible", x)
+	}
+	r.add(102) // applied, but in progress for the snapshot: the race
+	if x, bad := r.invisibleIn(snap); !bad || x != 102 {
+		t.Fatalf("invisibleIn = %d, %v; want 102, true", x, bad)
+	}
+	for i := 0; i < len(r.ids); i++ { // 102 falls out of the ring
+		r.add(103)
+	}
+	if _, bad := r.invisibleIn(snap); bad {
+		t.Fatal("an old transaction still counts after the ring wrapped")
+	}
+}
+
+func TestOnlineStateTakesRequestsInOrder(t *testing.T) {
+	var o onlineState
+	o.reset(nil)
+	now := time.Unix(100, 0)
+	if r := o.request(now); r != nil {
+		t.Fatalf("request with none pending: %+v", r)
+	}
+	o.reqs = []SnapshotRequest{{ID: "a", Tables: []string{"public.t"}}, {ID: "b", Tables: []string{"public.t"}}}
+	if r := o.request(now); r == nil || r.ID != "a" || o.prog.Request != "a" {
+		t.Fatalf("first request %+v, progress %+v; want a", r, o.prog)
+	}
+	o.finished["a"], o.prog = true, nil
+	if r := o.request(now); r == nil || r.ID != "b" {
+		t.Fatalf("after a: %+v, want b", r)
+	}
+	// A restart resumes the durable progress; a complete one is not redone.
+	o.reset(&SnapshotProgress{Request: "b", Table: 0, After: []string{"7"}, Rows: 7})
+	if r := o.request(now); r == nil || r.ID != "b" || o.prog.After[0] != "7" {
+		t.Fatalf("resume: %+v %+v", r, o.prog)
+	}
+	o.reset(&SnapshotProgress{Request: "b", Done: true})
+	o.finished = map[string]bool{"b": true}
+	o.reqs = o.reqs[1:]
+	if r := o.request(now); r != nil {
+		t.Fatalf("a complete request started again: %+v", r)
+	}
+}
