@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -46,9 +47,21 @@ func TestOnlineSnapshotUnderWorkload(t *testing.T) {
 
 	// 1. rental, with the lag probed throughout.
 	probe := startLagProbe(ctx, t, e)
-	rental := requestSnapshot(ctx, t, ctl, e.slot, "public.rental")
-	done := waitSnapshot(ctx, t, ctl, e.slot, rental, nil)
+	out, err := exec.CommandContext(ctx, ferryBin, "snapshot", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--tables", "rental", "--wait").CombinedOutput()
 	lags := probe.stop()
+	if err != nil {
+		t.Fatalf("ferry snapshot --wait: %v\n%s", err, out)
+	}
+	_, records, err := pipeline.SnapshotRecords(ctx, ctl, e.slot)
+	if err != nil || len(records) != 1 {
+		t.Fatalf("after snapshot --wait: %d done records, %v\n%s", len(records), err, out)
+	}
+	var done pipeline.SnapshotProgress
+	for _, d := range records {
+		done = d
+	}
+	t.Logf("ferry snapshot --wait:\n%s", out)
 	if len(lags) < 10 {
 		t.Fatalf("only %d lag probes during the snapshot", len(lags))
 	}

@@ -63,6 +63,10 @@ type SnapshotProgress struct {
 // "snapshot:<slot>".
 func snapshotID(slot string) string { return "snapshot:" + slot }
 
+// SnapshotRecordsID is the control-table id of a slot's online snapshot
+// requests and records (teardown removes them).
+func SnapshotRecordsID(slot string) string { return snapshotID(slot) }
+
 // SaveSnapshotRequest stores a request for the sync of slot.
 func SaveSnapshotRequest(ctx context.Context, ctl *load.ControlStore, slot string, r SnapshotRequest) error {
 	b, _ := json.Marshal(r)
