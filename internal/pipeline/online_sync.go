@@ -19,6 +19,7 @@ type onlineState struct {
 	recent   xidRing           // transactions the stream delivered lately
 	nextRead time.Time
 	windows  int             // chunks read by this process (watermark ids)
+	nonce    int64           // this process's part of watermark ids
 	finished map[string]bool // requests complete (never started again)
 	recorded map[string]bool // requests whose done record is written
 }
@@ -31,6 +32,10 @@ func (o *onlineState) reset(durable *SnapshotProgress) {
 	o.prog = nil
 	if o.finished == nil {
 		o.finished, o.recorded = map[string]bool{}, map[string]bool{}
+		// Watermarks of an earlier process come again when a restarted
+		// sync replays the WAL since its checkpoint: ids unique to this
+		// process keep them from closing one of its chunks.
+		o.nonce = time.Now().UnixNano()
 	}
 	if durable != nil && durable.Done {
 		// Complete, perhaps without its done record yet (written after
@@ -141,7 +146,7 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 		return nil
 	}
 	o.windows++
-	id := fmt.Sprintf("%s/%s/%d", s.cfg.Slot, req.ID, o.windows)
+	id := fmt.Sprintf("%s/%s/%x-%d", s.cfg.Slot, req.ID, o.nonce, o.windows)
 	win := newChunkWindow(id, tp, rows, snap)
 	if req.Keys != nil {
 		win.read = len(k.Keys) // progress counts keys asked for, found or not
