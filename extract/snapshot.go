@@ -184,11 +184,7 @@ WHERE ferry_rn > 1 AND (ferry_rn - 1) %% %d = 0 ORDER BY ferry_rn`, strings.Join
 
 // ChunkQuery is the SELECT that reads one chunk with all columns in table order.
 func ChunkQuery(t *Table, ch Chunk) string {
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = QuoteIdent(c.Name)
-	}
-	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.Ident()
+	sql := selectAll(t)
 	var conds []string
 	if ch.Lo != nil {
 		conds = append(conds, "("+pkList(t)+") >= ("+pkLiterals(t, ch.Lo)+")")
@@ -214,6 +210,15 @@ func (c *SnapshotConn) ReadChunk(ctx context.Context, t *Table, ch Chunk, emit f
 		return w.rows, fmt.Errorf("read %s chunk %d: %w", t.QualifiedName(), ch.Index, err)
 	}
 	return w.rows, nil
+}
+
+// selectAll is "SELECT <every column, in table order> FROM <table>".
+func selectAll(t *Table) string {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = QuoteIdent(c.Name)
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " FROM " + t.Ident()
 }
 
 func pkList(t *Table) string {

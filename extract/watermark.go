@@ -49,11 +49,7 @@ type KeyChunk struct {
 
 // Query returns the chunk's SELECT.
 func (k KeyChunk) Query(t *Table) string {
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = QuoteIdent(c.Name)
-	}
-	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.Ident()
+	sql := selectAll(t)
 	var conds []string
 	if k.After != nil {
 		conds = append(conds, "("+pkList(t)+") > ("+pkLiterals(t, k.After)+")")

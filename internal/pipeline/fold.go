@@ -95,7 +95,7 @@ func (f *fold) put(id string, w *itemWrite) {
 }
 
 // add folds one row change into the batch.
-func (f *fold) add(ctx context.Context, ch *extract.Change, tp *transform.TablePlan, oldItem func(tp *transform.TablePlan, key transform.Item) (transform.Item, error)) error {
+func (f *fold) add(ch *extract.Change, tp *transform.TablePlan) error {
 	version := ch.Pos.Version()
 	switch ch.Op {
 	case extract.OpDelete:
@@ -115,17 +115,8 @@ func (f *fold) add(ctx context.Context, ch *extract.Change, tp *transform.TableP
 	}
 	if ch.Op == extract.OpUpdate && ch.Before != nil {
 		if oldKey, oldID, err := tp.Key(ch.Before); err == nil && oldID != newID {
-			// The item key changed: remove the old item, write the new one whole.
-			if transform.HasUnchanged(ch.After) {
-				prev := f.writes[tp.Target+"\x00"+oldID]
-				var old transform.Item
-				if prev != nil && prev.kind == writePut {
-					old = prev.item
-				} else if old, err = oldItem(tp, oldKey); err != nil {
-					return err
-				}
-				ch.After = fillUnchanged(tp, ch.After, old)
-			}
+			// The item key changed: remove the old item, write the new one
+			// (completeUpdate has filled its left-out columns already).
 			f.put(tp.Target+"\x00"+oldID, &itemWrite{kind: writeDelete, tp: tp, key: oldKey, version: version, pos: ch.Pos, keyText: tp.KeyString(ch.Before), op: extract.OpDelete})
 		}
 	}

@@ -227,9 +227,7 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 			recs = append(recs, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data})
 		}
 	}
-	if err := b.fold.add(ctx, ch, tp, func(tp *transform.TablePlan, key transform.Item) (transform.Item, error) {
-		return s.getItem(ctx, tp.Target, key)
-	}); err != nil {
+	if err := b.fold.add(ch, tp); err != nil {
 		var re *transform.RowError
 		if errors.As(err, &re) {
 			return s.badChange(tp, ch, err)
