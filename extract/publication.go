@@ -67,6 +67,56 @@ WHERE p.pubname = $1`, name)
 	return nil
 }
 
+// PublishedTables returns the qualified names of the tables the publication
+// publishes as pgoutput resolves them (pg_publication_tables: FOR ALL TABLES,
+// TABLES IN SCHEMA and partition roots included); exists is false when there
+// is no such publication.
+func PublishedTables(ctx context.Context, conn *pgx.Conn, name string) (tables map[string]bool, exists bool, err error) {
+	var one int
+	err = conn.QueryRow(ctx, "SELECT 1 FROM pg_publication WHERE pubname = $1", name).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("look up publication %s: %w", name, err)
+	}
+	rows, err := conn.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", name)
+	if err != nil {
+		return nil, true, fmt.Errorf("tables of publication %s: %w", name, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, true, fmt.Errorf("tables of publication %s: %w", name, err)
+	}
+	tables = make(map[string]bool, len(names))
+	for _, n := range names {
+		tables[n] = true
+	}
+	return tables, true, nil
+}
+
+// CurrentXmax returns the xmax of a new snapshot: every transaction that had
+// started when it was taken has an id below it, so once a later snapshot's
+// xmin reaches it, all of them have ended.
+func CurrentXmax(ctx context.Context, q Querier) (uint64, error) {
+	rows, err := q.Query(ctx, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+	if err != nil {
+		return 0, fmt.Errorf("current snapshot xmax: %w", err)
+	}
+	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("current snapshot xmax: %w", err)
+	}
+	if len(texts) != 1 {
+		return 0, fmt.Errorf("current snapshot xmax: %d rows", len(texts))
+	}
+	var x uint64
+	if _, err := fmt.Sscan(texts[0], &x); err != nil {
+		return 0, fmt.Errorf("current snapshot xmax %q: %w", texts[0], err)
+	}
+	return x, nil
+}
+
 // DropPublication removes the publication if it exists.
 func DropPublication(ctx context.Context, conn *pgx.Conn, name string) error {
 	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+QuoteIdent(name)); err != nil {

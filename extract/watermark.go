@@ -36,23 +36,32 @@ func EmitWatermark(ctx context.Context, q Querier, content string) (LSN, error) 
 }
 
 // KeyChunk selects the rows of one chunk of an online snapshot: rows of the
-// table after the primary key After (all rows from the start when After is
-// nil) in primary key order, at most Limit; or, when Keys is set, exactly the
-// rows with those primary keys. Where, when set, is a SQL condition the rows
-// must also meet (written by the operator; ferry adds no quoting).
+// table after the primary key After (from From, inclusive, when After is nil;
+// from the start when both are nil) and below Before (when set), in primary
+// key order, at most Limit; or, when Keys is set, exactly the rows with those
+// primary keys. Where, when set, is a SQL condition the rows must also meet
+// (written by the operator; ferry adds no quoting).
 type KeyChunk struct {
-	After []string   // primary key values (text), exclusive lower bound
-	Keys  [][]string // primary key values (text) of the rows to read
-	Where string
-	Limit int
+	After  []string   // primary key values (text), exclusive lower bound
+	From   []string   // inclusive lower bound, used when After is nil
+	Before []string   // exclusive upper bound (nil: none)
+	Keys   [][]string // primary key values (text) of the rows to read
+	Where  string
+	Limit  int
 }
 
 // Query returns the chunk's SELECT.
 func (k KeyChunk) Query(t *Table) string {
 	sql := selectAll(t)
 	var conds []string
-	if k.After != nil {
+	switch {
+	case k.After != nil:
 		conds = append(conds, "("+pkList(t)+") > ("+pkLiterals(t, k.After)+")")
+	case k.From != nil:
+		conds = append(conds, "("+pkList(t)+") >= ("+pkLiterals(t, k.From)+")")
+	}
+	if k.Before != nil {
+		conds = append(conds, "("+pkList(t)+") < ("+pkLiterals(t, k.Before)+")")
 	}
 	if k.Keys != nil {
 		lits := make([]string, len(k.Keys))

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/transform"
@@ -72,7 +73,21 @@ func (v *verifier) repair(ctx context.Context) error {
 	v.cfg.Logger.Info("verify: repairing", "keys", len(todo))
 	sum.Attempted += len(todo)
 	failed := map[*finding]string{}
-	for _, f := range todo {
+	direct := todo
+	sum.Via = "direct"
+	if v.syncRunning && v.cfg.OnlineRepair != nil {
+		var err error
+		if direct, err = v.repairOnline(ctx, todo); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			v.cfg.Logger.Warn("verify: the online repair did not finish; repairing DynamoDB directly (the stream does not hear of it)", "err", err)
+			direct = todo
+		} else {
+			sum.Via = "online_snapshot"
+		}
+	}
+	for _, f := range direct {
 		if err := v.repairOne(ctx, f); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -111,6 +126,41 @@ func (v *verifier) repair(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// repairOnline re-reads the findings' rows through the running sync's online
+// snapshot (OnlineRepair): sync reads them between watermarks and applies
+// them to DynamoDB and Kinesis in stream order, and a key the source no
+// longer has is deleted there, unless a newer change comes first. It returns
+// the findings that still need a direct repair: those without a source key,
+// and extra items (their row, if any, may now map to another item, which
+// sync's re-read does not remove; repairOne does, version-guarded).
+func (v *verifier) repairOnline(ctx context.Context, todo []*finding) ([]*finding, error) {
+	keys := map[string][][]string{}
+	seen := map[string]bool{}
+	var direct []*finding
+	for _, f := range todo {
+		if f.pk == nil || f.Kind == KindExtra {
+			direct = append(direct, f)
+		}
+		if f.pk == nil {
+			continue
+		}
+		name := f.tc.tp.Source.QualifiedName()
+		id := name + "\x00" + strings.Join(f.pk, "\x00")
+		if !seen[id] {
+			seen[id] = true
+			keys[name] = append(keys[name], f.pk)
+		}
+	}
+	if len(keys) == 0 {
+		return direct, nil
+	}
+	v.cfg.Logger.Info("verify: re-reading the differing rows through sync's online snapshot", "tables", len(keys), "keys", len(seen))
+	if err := v.cfg.OnlineRepair(ctx, keys); err != nil {
+		return nil, err
+	}
+	return direct, nil
 }
 
 // repairOne re-reads the finding's row and writes its item (or deletes the

@@ -153,6 +153,9 @@ type RepairSummary struct {
 	Attempted int `json:"attempted"`
 	Fixed     int `json:"fixed"`
 	NotFixed  int `json:"not_fixed"`
+	// Via is how the rows were re-read: "online_snapshot" (through the
+	// running sync, so the stream has them too) or "direct" (DynamoDB only).
+	Via string `json:"via,omitempty"`
 }
 
 // ExitCode is the process exit code for a report: 0 consistent (also: only
@@ -267,4 +270,15 @@ func (r *Report) Write(w io.Writer, format string) error {
 		return r.WriteHTML(w)
 	}
 	return fmt.Errorf("unknown report format %q (text, json, markdown, html)", format)
+}
+
+// viaText is how the repair re-read the rows, for the text reports.
+func (r *RepairSummary) viaText() string {
+	switch r.Via {
+	case "online_snapshot":
+		return " (through sync's online snapshot: DynamoDB and the stream)"
+	case "direct":
+		return " (written to DynamoDB by verify itself, not published on a stream)"
+	}
+	return ""
 }

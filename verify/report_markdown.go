@@ -85,7 +85,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	if r.Repair != nil {
-		fmt.Fprintf(b, "**Repair:** %d attempted, %d fixed, %d not fixed.\n\n", r.Repair.Attempted, r.Repair.Fixed, r.Repair.NotFixed)
+		fmt.Fprintf(b, "**Repair:** %d attempted, %d fixed, %d not fixed%s.\n\n", r.Repair.Attempted, r.Repair.Fixed, r.Repair.NotFixed, r.Repair.viaText())
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(b, "> ⚠️ %s\n\n", mdCell(e))

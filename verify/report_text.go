@@ -122,7 +122,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if r.Repair != nil {
-		fmt.Fprintf(b, "\nrepair: %d attempted, %d fixed, %d not fixed\n", r.Repair.Attempted, r.Repair.Fixed, r.Repair.NotFixed)
+		fmt.Fprintf(b, "\nrepair: %d attempted, %d fixed, %d not fixed%s\n", r.Repair.Attempted, r.Repair.Fixed, r.Repair.NotFixed, r.Repair.viaText())
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(b, "\nerror: %s\n", e)

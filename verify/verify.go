@@ -23,6 +23,12 @@ import (
 // checkpointed. It is called from one goroutine at a time.
 type CheckpointFunc func(ctx context.Context) (lsn extract.LSN, ok bool, err error)
 
+// OnlineRepairFunc asks the running sync to re-read the rows with these
+// primary keys (text values, by qualified table name) through its online
+// snapshot, and returns when sync has applied them (an error when it cannot
+// tell: sync stopped, a timeout).
+type OnlineRepairFunc func(ctx context.Context, keys map[string][][]string) error
+
 // Config configures Run. Zero values take the documented defaults.
 type Config struct {
 	SourceURL string
@@ -37,8 +43,10 @@ type Config struct {
 	Kinesis *kinesis.Client
 	Stream  bool
 	// Repair rewrites the items that differ from the source (version-guarded)
-	// and re-verifies them.
-	Repair bool
+	// and re-verifies them. With OnlineRepair and a running sync, the rows are
+	// re-read through sync's online snapshot, so the stream has them too.
+	Repair       bool
+	OnlineRepair OnlineRepairFunc
 	// Slot is sync's replication slot; Checkpoint reads its checkpoint (nil:
 	// sync is not considered). When sync is running, differing rows are
 	// re-checked after its checkpoint passes the rows' read positions.

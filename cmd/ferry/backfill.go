@@ -140,6 +140,12 @@ func printSummary(w io.Writer, res *pipeline.BackfillResult) {
 	if res.Duration > 0 {
 		fmt.Fprintf(w, "%.0f rows/s\n", float64(tot.Rows)/res.Duration.Seconds())
 	}
+	if r := res.StreamRequest; r != nil {
+		// See internal/pipeline/backfill_resume.go.
+		fmt.Fprintf(w, "\nResumed at a newer snapshot than the slot's: the rows of %s went to DynamoDB only. Sync publishes them\n"+
+			"on Kinesis through an online snapshot (request %s) when it starts, after the older changes it replays,\n"+
+			"so no consumer sees a row go back in time.\n", strings.Join(r.Tables, ", "), r.ID)
+	}
 	switch {
 	case res.Skipped > 0:
 		fmt.Fprintf(w, "\n%d rows skipped (--on-error=skip), written to the dead-letter file %s:\n", res.Skipped, deadLetterPath(res))

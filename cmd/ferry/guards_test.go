@@ -269,7 +269,7 @@ func TestStatusPublication(t *testing.T) {
 	later := filepath.Join(t.TempDir(), "later.yaml")
 	writeGuardsMapping(t, e, later, guardsCountry)
 	wantLine("status with a table mapped later", status("status with a table mapped later", later),
-		"publication ferry: 2 tables (missing: public.country; sync receives no changes of these)")
+		"publication ferry: 2 tables (missing: public.country; the next sync start adds them and snapshots them online)")
 	wantLine("status --publication other", status("status --publication other", e.mapping, "--publication", "other"),
 		"publication other: does not exist (backfill creates it)")
 }

@@ -209,6 +209,9 @@ func snapshotStatusLines(pending []pipeline.SnapshotRequest, done map[string]pip
 	for i := len(ids) - 1; i >= 0; i-- {
 		d := done[ids[i]]
 		l := fmt.Sprintf("online snapshot %s: done, %d rows in %d %s", ids[i], d.Rows, d.Chunks, plural(int(d.Chunks), "chunk", "chunks"))
+		if len(d.Tables) > 0 {
+			l += " (" + strings.Join(d.Tables, ", ") + originText(d.Origin) + ")"
+		}
 		if !d.Started.IsZero() {
 			l += ", started " + d.Started.UTC().Format(time.RFC3339)
 		}
@@ -226,7 +229,28 @@ func describeRequest(r pipeline.SnapshotRequest) string {
 	if r.Where != "" {
 		s += " where " + truncateText(r.Where, 60)
 	}
-	return s
+	ranges := 0
+	for _, rs := range r.Ranges {
+		ranges += len(rs)
+	}
+	if ranges > 0 {
+		s += fmt.Sprintf(" in %d key %s", ranges, plural(ranges, "range", "ranges"))
+	}
+	return s + originText(r.Origin)
+}
+
+// originText says who asked for an online snapshot other than `ferry
+// snapshot`.
+func originText(origin string) string {
+	switch origin {
+	case pipeline.OriginSync:
+		return "; tables added to the mapping"
+	case pipeline.OriginBackfill:
+		return "; a resumed backfill's rows, for the stream"
+	case pipeline.OriginVerify:
+		return "; verify --repair"
+	}
+	return ""
 }
 
 func truncateText(s string, n int) string {

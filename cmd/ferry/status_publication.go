@@ -13,9 +13,9 @@ import (
 )
 
 // printPublication prints the publication's line of `ferry status`: whether it
-// exists, how many tables it publishes, and the mapped tables it lacks (sync
-// receives no change of those: a table mapped after the backfill created the
-// publication, say). pg_publication_tables resolves FOR ALL TABLES, FOR
+// exists, how many tables it publishes, and the mapped tables it lacks (a
+// table mapped after the backfill created the publication: the next sync
+// start adds it and snapshots it online). pg_publication_tables resolves FOR ALL TABLES, FOR
 // TABLES IN SCHEMA and publish_via_partition_root as pgoutput does.
 func printPublication(ctx context.Context, conn *pgx.Conn, w io.Writer, name string, plan *transform.Plan) error {
 	var allTables, viaRoot bool
@@ -53,7 +53,7 @@ func printPublication(ctx context.Context, conn *pgx.Conn, w io.Writer, name str
 		notes = append(notes, "publish_via_partition_root off")
 	}
 	if len(missing) > 0 {
-		notes = append(notes, "missing: "+strings.Join(missing, ", ")+"; sync receives no changes of these")
+		notes = append(notes, "missing: "+strings.Join(missing, ", ")+"; the next sync start adds them and snapshots them online")
 	}
 	line := fmt.Sprintf("publication %s: %d tables", name, len(published))
 	if len(notes) > 0 {

@@ -24,6 +24,8 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 			"If no backfill has completed for the slot, it runs one first (same flags as backfill, but\n"+
 			"no --tables: sync applies every mapped table, as a subset would acknowledge the other\n"+
 			"tables' changes on the slot without applying them).\n"+
+			"At start, mapped tables the publication lacks (added to the mapping of a running migration)\n"+
+			"are added to it and snapshotted online; the other tables are not read again.\n"+
 			"Runs until SIGINT/SIGTERM, then applies what it has, checkpoints and exits 0.", stdout)
 	cf := addCommonFlags(fs)
 	bf := addSyncBackfillFlags(fs)

@@ -29,8 +29,10 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			"with the DynamoDB items (and, with --stream, with the Kinesis stream folded per row). Key ranges\n"+
 			"are compared by digest first, so rows are read once when both sides agree. While `ferry sync` runs,\n"+
 			"rows that differ are re-checked after its checkpoint passes them; rows that keep changing are\n"+
-			"reported as in flight. --repair rewrites the differing items from the source (version-guarded, safe\n"+
-			"while sync runs) and re-verifies them.\n\n"+
+			"reported as in flight. --repair rewrites the differing items from the source and re-verifies them:\n"+
+			"while sync runs, through sync's online snapshot (the rows are re-read between watermarks and\n"+
+			"published on Kinesis too, in order; a row deleted meanwhile is not brought back); otherwise\n"+
+			"verify writes DynamoDB itself (version-guarded; the stream does not hear of it).\n\n"+
 			"Exit codes: 0 consistent (or every difference repaired), 1 differences, 2 could not check.", stdout)
 	source := fs.String("source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
 	mapping := fs.String("mapping", "", "mapping file (YAML)")
@@ -39,6 +41,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "write the report to this file (default: standard output)")
 	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions")
 	repair := fs.Bool("repair", false, "rewrite the items that differ from the source, then re-verify them")
+	repairTimeout := fs.Duration("repair-timeout", 10*time.Minute, "with --repair while sync runs: longest wait for sync to re-read the rows (then verify repairs DynamoDB itself)")
 	slot := fs.String("slot", "ferry", "sync's replication slot (its checkpoint tells whether sync is running)")
 	control := fs.String("control-table", "ferry_control", "DynamoDB table holding ferry's run state and checkpoints")
 	rechecks := fs.Int("rechecks", 3, "re-checks of a differing row before it is reported as in flight")
@@ -88,6 +91,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
 		Slot: *slot, Rechecks: *rechecks, Wait: *wait, Segments: *segments, Workers: *workers, MaxFindings: *maxFindings,
 		DeadLetters: dead, Logger: slog.Default(),
+		OnlineRepair: func(ctx context.Context, keys map[string][][]string) error {
+			return repairOnline(ctx, ctl, *source, *slot, keys, *repairTimeout)
+		},
 		Checkpoint: func(ctx context.Context) (extract.LSN, bool, error) {
 			cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot)
 			var rnf *types.ResourceNotFoundException

@@ -60,6 +60,10 @@ type BackfillConfig struct {
 	DeadLetter *DeadLetter
 	Progress   Progress
 	Logger     *slog.Logger
+
+	// publishLater: a resumed run writes DynamoDB only; its rows reach
+	// Kinesis through sync's online snapshot (see handOffStream).
+	publishLater bool
 }
 
 func (c *BackfillConfig) defaults() {
@@ -122,6 +126,9 @@ type BackfillResult struct {
 	Skipped    int
 	DeadLetter string
 	Duration   time.Duration
+	// StreamRequest is the online snapshot request through which sync
+	// publishes the rows this resumed run copied (nil: none needed).
+	StreamRequest *SnapshotRequest
 }
 
 // Backfill copies every table of the plan inside one exported snapshot, in
@@ -334,6 +341,17 @@ func openSnapshot(ctx context.Context, cfg *BackfillConfig, res *BackfillResult,
 	if *plans, *done, err = st.loadAll(ctx); err != nil {
 		return nil, err
 	}
+	// Tables added to the mapping since the publication was created are
+	// streamed from now on (the temporary slot below waits for the
+	// transactions running now, so the copy sees every change the slot
+	// does not stream).
+	if err := extract.EnsurePublication(ctx, conn, cfg.Publication, cfg.PublishTables); err != nil {
+		return nil, err
+	}
+	if res.StreamRequest, err = handOffStream(ctx, cfg, *plans, *done); err != nil {
+		return nil, err
+	}
+	cfg.publishLater = true
 	// The slot's own snapshot died with the run that created it. A temporary slot
 	// exports a snapshot whose consistent point is exact: every transaction that
 	// committed before it is visible, none after. Rows read there carry that LSN
@@ -492,7 +510,8 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 			return nil
 		}
 		var rec load.Record
-		if tp.Stream != "" {
+		publish := tp.Stream != "" && !cfg.publishLater
+		if publish {
 			change.After = row
 			pk, data, err := tp.Record(&change, src, now)
 			if err != nil {
@@ -514,7 +533,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		keys[id] = ref
 		batch.Rows = append(batch.Rows, row)
 		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: ref})
-		if tp.Stream != "" {
+		if publish {
 			rec.Ref = ref
 			batch.Records = append(batch.Records, rec)
 		}

@@ -37,12 +37,31 @@ import (
 
 // SnapshotRequest asks a running sync for an online snapshot.
 type SnapshotRequest struct {
-	ID      string     `json:"id"`
-	Tables  []string   `json:"tables"` // qualified source names, in order
-	Where   string     `json:"where,omitempty"`
-	Keys    [][]string `json:"keys,omitempty"` // primary keys (text values) to re-read; one table
-	Created time.Time  `json:"created"`
-	Origin  string     `json:"origin,omitempty"` // who asked: "snapshot", "sync" (an added table), …
+	ID     string     `json:"id"`
+	Tables []string   `json:"tables"` // qualified source names, in order
+	Where  string     `json:"where,omitempty"`
+	Keys   [][]string `json:"keys,omitempty"` // primary keys (text values) to re-read; one table
+	// Ranges restricts tables to primary-key ranges (by qualified name; a
+	// table without an entry is read whole): the chunks a resumed backfill
+	// copied without publishing them.
+	Ranges  map[string][]KeyRange `json:"ranges,omitempty"`
+	Created time.Time             `json:"created"`
+	Origin  string                `json:"origin,omitempty"` // who asked: OriginSnapshot, OriginSync, …
+}
+
+// The origins of snapshot requests.
+const (
+	OriginSnapshot = "snapshot" // `ferry snapshot`
+	OriginSync     = "sync"     // tables added to the mapping of a running migration
+	OriginBackfill = "backfill" // the chunks a resumed backfill did not publish
+	OriginVerify   = "verify"   // `ferry verify --repair`
+)
+
+// KeyRange is a primary-key range [From, Before) (nil: unbounded), in the key
+// columns' text form.
+type KeyRange struct {
+	From   []string `json:"from,omitempty"`
+	Before []string `json:"before,omitempty"`
 }
 
 // SnapshotProgress is how far an online snapshot has come; it is part of the
@@ -50,12 +69,16 @@ type SnapshotRequest struct {
 type SnapshotProgress struct {
 	Request  string    `json:"request"`
 	Table    int       `json:"table"`           // index into the request's Tables
-	After    []string  `json:"after,omitempty"` // the last primary key done in that table
+	Range    int       `json:"range,omitempty"` // index into the table's Ranges
+	After    []string  `json:"after,omitempty"` // the last primary key done in that table (range)
 	KeysDone int       `json:"keys_done,omitempty"`
 	Rows     int64     `json:"rows"`   // rows emitted so far
 	Chunks   int64     `json:"chunks"` // chunks done so far
 	Started  time.Time `json:"started"`
 	Done     bool      `json:"done,omitempty"`
+	// The request's tables and origin, so that its record says what it read.
+	Tables []string `json:"tables,omitempty"`
+	Origin string   `json:"origin,omitempty"`
 }
 
 // The control-table records of online snapshots: requests ("request#ID")
@@ -117,8 +140,12 @@ type chunkWindow struct {
 	snap  extract.TxSnapshot
 	rows  map[string]extract.Row // primary key text → row, still to emit
 	order []string               // primary keys in read order
-	last  []string               // primary key of the last row read
-	read  int                    // rows read (the chunk's size)
+	// absent are the keys asked for (a --keys snapshot) that the chunk did
+	// not find: unless the log brings a newer state, their items are
+	// deleted at the watermark (the row is gone at the snapshot).
+	absent map[string][]string
+	last   []string // primary key of the last row read
+	read   int      // rows read (the chunk's size)
 }
 
 // pkText is a row's primary key as one string (the key columns' text joined
@@ -159,6 +186,31 @@ func newChunkWindow(id string, tp *transform.TablePlan, rows []extract.Row, snap
 	return w
 }
 
+// expectKeys notes the keys the chunk asked for: those it did not find are
+// absent (deleted at the watermark). A table whose item key needs columns
+// outside the primary key cannot be deleted by primary key: its absent keys
+// are left (and counted in the returned number).
+func (w *chunkWindow) expectKeys(keys [][]string) (unkeyed int) {
+	for _, key := range keys {
+		k := strings.Join(key, "\x00")
+		if _, found := w.rows[k]; found {
+			continue
+		}
+		if len(w.tp.KeyColumnsOutsidePK()) > 0 {
+			unkeyed++
+			continue
+		}
+		if w.absent == nil {
+			w.absent = map[string][]string{}
+		}
+		if _, dup := w.absent[k]; !dup {
+			w.absent[k] = key
+			w.order = append(w.order, k)
+		}
+	}
+	return unkeyed
+}
+
 // observe takes a change of the stream that precedes the window's high
 // watermark: a change of a transaction the chunk's snapshot does not see
 // carries a newer state of its row than the chunk, so the row leaves the
@@ -169,25 +221,36 @@ func (w *chunkWindow) observe(ch *extract.Change) {
 	}
 	if ch.Op == extract.OpTruncate {
 		clear(w.rows)
+		clear(w.absent)
 		return
 	}
 	for _, row := range []extract.Row{ch.Before, ch.After} {
 		if k, ok := pkText(w.tp.Source, row); ok {
 			delete(w.rows, k)
+			delete(w.absent, k)
 		}
 	}
 }
 
-// emit returns the rows left as snapshot changes at the high watermark hwm.
+// emit returns the rows left as snapshot changes at the high watermark hwm,
+// and the absent keys left as deletes (shaped like a delete under the default
+// replica identity: the key columns, the others left out).
 func (w *chunkWindow) emit(hwm extract.LSN, at time.Time) []*extract.Change {
 	var out []*extract.Change
 	for _, k := range w.order {
-		row, ok := w.rows[k]
-		if !ok {
-			continue
+		pos := extract.Position{LSN: hwm, Seq: uint32(len(out) + 1)}
+		if row, ok := w.rows[k]; ok {
+			out = append(out, &extract.Change{Table: w.tp.Source, Op: extract.OpRead, Pos: pos, Commit: at, After: row})
+		} else if key, ok := w.absent[k]; ok {
+			before := make(extract.Row, len(w.tp.Source.Columns))
+			for i := range before {
+				before[i].Unchanged = true
+			}
+			for i, idx := range w.tp.Source.PK {
+				before[idx] = extract.Value{Text: key[i]}
+			}
+			out = append(out, &extract.Change{Table: w.tp.Source, Op: extract.OpDelete, Pos: pos, Commit: at, Before: before})
 		}
-		out = append(out, &extract.Change{Table: w.tp.Source, Op: extract.OpRead,
-			Pos: extract.Position{LSN: hwm, Seq: uint32(len(out) + 1)}, Commit: at, After: row})
 	}
 	return out
 }

@@ -22,6 +22,10 @@ type onlineState struct {
 	nonce    int64           // this process's part of watermark ids
 	finished map[string]bool // requests complete (never started again)
 	recorded map[string]bool // requests whose done record is written
+	// minXmax holds back a request's chunks until their snapshot's xmin
+	// reaches it (tables added to the publication at this start).
+	minXmax    map[string]uint64
+	waitLogged map[string]bool
 }
 
 // reset starts a (re)connected session from the durable progress: a window
@@ -32,6 +36,10 @@ func (o *onlineState) reset(durable *SnapshotProgress) {
 	o.prog = nil
 	if o.finished == nil {
 		o.finished, o.recorded = map[string]bool{}, map[string]bool{}
+		if o.minXmax == nil {
+			o.minXmax = map[string]uint64{}
+		}
+		o.waitLogged = map[string]bool{}
 		// Watermarks of an earlier process come again when a restarted
 		// sync replays the WAL since its checkpoint: ids unique to this
 		// process keep them from closing one of its chunks.
@@ -64,7 +72,7 @@ func (o *onlineState) request(now time.Time) *SnapshotRequest {
 	}
 	for i := range o.reqs {
 		if !o.finished[o.reqs[i].ID] {
-			o.prog = &SnapshotProgress{Request: o.reqs[i].ID, Started: now.UTC()}
+			o.prog = &SnapshotProgress{Request: o.reqs[i].ID, Started: now.UTC(), Tables: o.reqs[i].Tables, Origin: o.reqs[i].Origin}
 			return &o.reqs[i]
 		}
 	}
@@ -122,13 +130,22 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	tp := s.tables[name]
 	if tp == nil {
 		s.log.Error("snapshot request names a table that is not in the mapping: skipped", "request", req.ID, "table", name)
-		p.Table, p.After = p.Table+1, nil
+		p.Table, p.Range, p.After = p.Table+1, 0, nil
 		return nil
 	}
 	k := extract.KeyChunk{After: p.After, Where: req.Where, Limit: s.cfg.SnapshotChunkRows}
-	if req.Keys != nil {
+	switch ranges, ok := req.Ranges[name]; {
+	case req.Keys != nil:
 		end := min(p.KeysDone+s.cfg.SnapshotChunkRows, len(req.Keys))
 		k = extract.KeyChunk{Keys: req.Keys[p.KeysDone:end], Where: req.Where}
+	case ok && p.Range >= len(ranges):
+		p.Table, p.Range, p.After = p.Table+1, 0, nil // the table's ranges are done
+		return nil
+	case ok:
+		k.Before = ranges[p.Range].Before
+		if p.After == nil {
+			k.From = ranges[p.Range].From
+		}
 	}
 	conn, err := s.sourceConn(ctx)
 	if err != nil {
@@ -138,6 +155,17 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	if err != nil {
 		s.closeSourceConn()
 		return err
+	}
+	if x := o.minXmax[req.ID]; snap.Xmin < x {
+		// A table added to the publication at this start: transactions
+		// that began before the change may have written it unpublished,
+		// so the chunk waits until they are over (see addTables).
+		if !o.waitLogged[req.ID] {
+			o.waitLogged[req.ID] = true
+			s.log.Info("snapshot waits for transactions older than the publication change to end", "request", req.ID, "xmin", snap.Xmin, "needed", x)
+		}
+		o.nextRead = now.Add(100 * time.Millisecond)
+		return nil
 	}
 	if x, stale := o.recent.invisibleIn(snap); stale {
 		// The race described in online.go: read again shortly.
@@ -150,6 +178,10 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	win := newChunkWindow(id, tp, rows, snap)
 	if req.Keys != nil {
 		win.read = len(k.Keys) // progress counts keys asked for, found or not
+		if n := win.expectKeys(k.Keys); n > 0 {
+			s.log.Warn("snapshot keys not found in the source are left in DynamoDB: the item key uses columns outside the primary key, so it cannot be derived",
+				"table", name, "keys", n, "key_columns", tp.KeyColumnsOutsidePK())
+		}
 	}
 	if _, err := extract.EmitWatermark(ctx, conn, id); err != nil {
 		s.closeSourceConn()
@@ -192,7 +224,12 @@ func (s *syncer) emitWindow(ctx context.Context, b *syncBatch, hwm extract.LSN, 
 			p.Table = len(req.Tables)
 		}
 	} else if win.read < s.cfg.SnapshotChunkRows {
-		p.Table, p.After = p.Table+1, nil // the table is done
+		p.After = nil // the table (or its range) is done
+		if _, ranged := req.Ranges[req.Tables[p.Table]]; ranged {
+			p.Range++ // the next range (maybeReadChunk moves on after the last)
+		} else {
+			p.Table++
+		}
 	} else {
 		p.After = win.last
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,92 @@ func TestOnlineStateTakesRequestsInOrder(t *testing.T) {
 	o.reqs = o.reqs[1:]
 	if r := o.request(now); r != nil {
 		t.Fatalf("a complete request started again: %+v", r)
+	}
+}
+
+// A --keys chunk: a key the chunk did not find is deleted at the watermark,
+// unless the log has a newer state of it (then the log's change wins); found
+// rows are emitted as before.
+func TestChunkWindowDeletesAbsentKeys(t *testing.T) {
+	tp := onlineTable()
+	snap := extract.TxSnapshot{Xmin: 100, Xmax: 105}
+	keys := [][]string{{"2"}, {"9"}, {"10"}, {"9"}}
+	tests := []struct {
+		name    string
+		changes []*extract.Change
+		want    []string // "r id" / "d id", in order
+	}{
+		{"absent keys become deletes", nil, []string{"r 2", "d 9", "d 10"}},
+		{"an invisible insert of an absent key wins", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpCreate, TxID: 106, After: vrow("10", "x")},
+		}, []string{"r 2", "d 9"}},
+		{"a visible delete changes nothing", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpDelete, TxID: 101, Before: extract.Row{{Text: "9"}, {Unchanged: true}}},
+		}, []string{"r 2", "d 9", "d 10"}},
+		{"an invisible truncate leaves nothing", []*extract.Change{
+			{Table: tp.Source, Op: extract.OpTruncate, TxID: 107},
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newChunkWindow("w", tp, []extract.Row{vrow("2", "b")}, snap)
+			if n := w.expectKeys(keys); n != 0 {
+				t.Fatalf("expectKeys: %d keys left out, want 0", n)
+			}
+			for _, ch := range tc.changes {
+				w.observe(ch)
+			}
+			var got []string
+			for i, ch := range w.emit(extract.LSN(0x2000), time.Unix(0, 0)) {
+				switch ch.Op {
+				case extract.OpRead:
+					got = append(got, "r "+ch.After[0].Text)
+				case extract.OpDelete:
+					got = append(got, "d "+ch.Before[0].Text)
+					if !ch.Before[1].Unchanged || ch.After != nil {
+						t.Errorf("delete %s: want a key-only before-image, got %v / %v", ch.Before[0].Text, ch.Before, ch.After)
+					}
+				}
+				if ch.Pos != (extract.Position{LSN: 0x2000, Seq: uint32(i + 1)}) {
+					t.Errorf("change %d at %v, want seq %d", i, ch.Pos, i+1)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("emitted %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRemainingRanges(t *testing.T) {
+	k := func(s string) []string { return []string{s} }
+	chunks := []extract.Chunk{{Index: 3, Lo: k("30")}, {Index: 0, Hi: k("10")}, {Index: 1, Lo: k("10"), Hi: k("20")}, {Index: 2, Lo: k("20"), Hi: k("30")}}
+	tests := []struct {
+		name string
+		done map[int]int64
+		want string
+	}{
+		{"nothing done: one range, unbounded", nil, "[-∞,+∞)"},
+		{"all done", map[int]int64{0: 1, 1: 1, 2: 1, 3: 1}, ""},
+		{"a hole in the middle", map[int]int64{1: 5}, "[-∞,10) [20,+∞)"},
+		{"ends done", map[int]int64{0: 5, 3: 5}, "[10,30)"},
+		{"every other", map[int]int64{0: 5, 2: 5}, "[10,20) [30,+∞)"},
+	}
+	bound := func(b []string, inf string) string {
+		if b == nil {
+			return inf
+		}
+		return b[0]
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var parts []string
+			for _, r := range remainingRanges(chunks, tc.done) {
+				parts = append(parts, "["+bound(r.From, "-∞")+","+bound(r.Before, "+∞")+")")
+			}
+			if got := strings.Join(parts, " "); got != tc.want {
+				t.Errorf("ranges %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -322,6 +322,11 @@ func (s *syncer) session(ctx context.Context, first bool) error {
 	if err := s.checkSlot(ctx, conn); err != nil {
 		return connLost(err, !first)
 	}
+	if first {
+		if err := s.addTables(ctx, conn); err != nil {
+			return err
+		}
+	}
 	tables := map[string]*extract.Table{}
 	for n, tp := range s.tables {
 		tables[n] = tp.Source
