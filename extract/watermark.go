@@ -115,3 +115,49 @@ func ReadKeyChunk(ctx context.Context, conn *pgx.Conn, t *Table, k KeyChunk) ([]
 	}
 	return rows, snap, nil
 }
+
+// CanonicalKeys returns the primary keys as PostgreSQL prints their values
+// (an integer key given as "007" is "7"), the form rows are read in: an
+// online snapshot compares the keys it was asked for with the rows it found
+// by that text, and deletes the items of keys it did not find.
+func CanonicalKeys(ctx context.Context, q Querier, t *Table, keys [][]string) ([][]string, error) {
+	const batch = 1000
+	out := make([][]string, 0, len(keys))
+	for start := 0; start < len(keys); start += batch {
+		part := keys[start:min(start+batch, len(keys))]
+		tuples := make([]string, len(part))
+		for i, key := range part {
+			cols := make([]string, len(key))
+			for j, v := range key {
+				cols[j] = "(" + quoteLiteral(v) + "::" + t.Columns[t.PK[j]].Type + ")::text"
+			}
+			tuples[i] = "(" + strings.Join(cols, ", ") + ")"
+		}
+		rows, err := q.Query(ctx, "VALUES "+strings.Join(tuples, ", "))
+		if err != nil {
+			return nil, fmt.Errorf("primary keys of %s: %w", t.QualifiedName(), err)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("primary keys of %s: %w", t.QualifiedName(), err)
+			}
+			key := make([]string, len(vals))
+			for j, v := range vals {
+				s, ok := v.(string)
+				if !ok {
+					rows.Close()
+					return nil, fmt.Errorf("primary keys of %s: NULL in a key", t.QualifiedName())
+				}
+				key[j] = s
+			}
+			out = append(out, key)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("primary keys of %s: %w", t.QualifiedName(), err)
+		}
+	}
+	return out, nil
+}

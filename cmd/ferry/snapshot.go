@@ -103,6 +103,13 @@ func cmdSnapshot(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkSnapshotSQL(ctx, conn, plan, req, *keys, keyLines); err != nil {
 		return err
 	}
+	// Keys as PostgreSQL prints them: sync deletes the items of the keys it
+	// does not find, so "007" must be the row 7, not a key of its own.
+	if req.Keys != nil {
+		if req.Keys, err = extract.CanonicalKeys(ctx, conn, plan.Tables[0].Source, req.Keys); err != nil {
+			return err
+		}
+	}
 
 	ddb, _, err := awsClients(ctx)
 	if err != nil {
