@@ -287,8 +287,16 @@ func TestVerifyRepairThroughSync(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := tmFerryCode(ctx, t, "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+	// Its own bound: on a loaded machine sync's lag, and so the repair, can
+	// take longer than tmFerry's three minutes.
+	vctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(vctx, ferryBin, "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
 		"--control-table", e.control, "--repair", "--format", "json")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	code, out, errOut := cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 	if code != 0 {
 		t.Fatalf("verify --repair exit %d\n%s\n%s", code, out, errOut)
 	}
