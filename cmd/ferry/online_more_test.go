@@ -295,7 +295,9 @@ func TestVerifyRepairThroughSync(t *testing.T) {
 		"--control-table", e.control, "--repair", "--format", "json")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	_ = cmd.Run()
+	if err := cmd.Run(); cmd.ProcessState == nil {
+		t.Fatalf("verify --repair did not run: %v", err)
+	}
 	code, out, errOut := cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 	if code != 0 {
 		t.Fatalf("verify --repair exit %d\n%s\n%s", code, out, errOut)
