@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -14,6 +15,7 @@ import (
 func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.String("log-format", "text", "log format on standard error: text or json (log/slog's handlers; the same keys, one JSON object a line)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: ferry %s\n\n%s\n\nFlags (each also read from FERRY_<NAME>, e.g. --source from FERRY_SOURCE):\n", name, synopsis)
 		fs.PrintDefaults()
@@ -47,7 +49,27 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return setLogFormat(fs.Lookup("log-format").Value.String())
+}
+
+// logOut is where the command's log goes (standard error; set by runContext).
+var logOut io.Writer = os.Stderr
+
+// setLogFormat replaces the default logger with one of the given format.
+func setLogFormat(format string) error {
+	opts := &slog.HandlerOptions{Level: logLevel()}
+	switch format {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(logOut, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(logOut, opts)))
+	default:
+		return usagef("--log-format must be text or json, not %q", format)
+	}
+	return nil
 }
 
 func requireFlag(name, value string) error {

@@ -84,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runContext runs one command until it is done or ctx ends (SIGINT/SIGTERM for
 // the CLI; tests cancel it) and returns the exit code.
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	logOut = stderr
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})))
 	if path := os.Getenv("FERRY_CPUPROFILE"); path != "" {
 		// For benchmarks (make bench): a CPU profile of the whole command.
