@@ -18,6 +18,7 @@ const (
 	EventCommit                         // the transaction is complete
 	EventKeepalive                      // the server is alive; EndLSN is its WAL end
 	EventMessage                        // a logical decoding message (heartbeats)
+	EventRelation                       // a mapped table's columns changed (a Relation message after DDL)
 )
 
 // Event is one decoded item of the replication stream.
@@ -30,6 +31,20 @@ type Event struct {
 	Time      time.Time // commit time
 	Prefix    string    // EventMessage: the message prefix
 	Content   string    // EventMessage: the message content
+	// Relation is EventRelation's table before and after the change.
+	Relation *RelationChange
+}
+
+// RelationChange is a mapped table whose Relation message no longer matches
+// the table the decoder knew: Old is that table, New the table as the
+// message describes it. New's columns are the message's, in its order, then
+// Old's generated columns (pgoutput sends none); its column types are known
+// by OID only (Type and Kind are Old's for a column whose type did not
+// change, else empty): ResolveRelation completes it from the catalogue.
+// Rows of the changes that follow are aligned with New.Columns.
+type RelationChange struct {
+	RelID    uint32
+	Old, New *Table
 }
 
 type relation struct {
@@ -64,7 +79,9 @@ func (d *Decoder) Decode(data []byte) ([]Event, error) {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
-		d.relation(m)
+		if rc := d.relation(m); rc != nil {
+			return []Event{{Kind: EventRelation, Relation: rc, CommitLSN: d.lsn, TxID: d.xid, Time: d.ctime}}, nil
+		}
 		return nil, nil
 	case *pglogrepl.BeginMessage:
 		d.inTx, d.lsn, d.xid, d.ctime, d.seq = true, LSN(m.FinalLSN), m.Xid, m.CommitTime, 0
@@ -123,8 +140,21 @@ func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
 	return pglogrepl.Parse(data)
 }
 
-func (d *Decoder) relation(m *pglogrepl.RelationMessage) {
-	t := d.tables[m.Namespace+"."+m.RelationName]
+// relation takes a Relation message (sent before the first change of a
+// relation in a session, and again after its definition changed). For a
+// mapped table whose columns (names, order, types) differ from the table the
+// decoder knows, it switches to the table the message describes and returns
+// the change.
+func (d *Decoder) relation(m *pglogrepl.RelationMessage) *RelationChange {
+	name := m.Namespace + "." + m.RelationName
+	t := d.tables[name]
+	var rc *RelationChange
+	if t != nil && !sameColumns(t, m) {
+		nt := relationTable(t, m)
+		d.tables[name] = nt
+		rc = &RelationChange{RelID: m.RelationID, Old: t, New: nt}
+		t = nt
+	}
 	rel := &relation{table: t, colIdx: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.colIdx[i] = -1
@@ -133,6 +163,100 @@ func (d *Decoder) relation(m *pglogrepl.RelationMessage) {
 		}
 	}
 	d.rels[m.RelationID] = rel
+	return rc
+}
+
+// sameColumns reports whether the message announces exactly the table's
+// non-generated columns, in order, with their types and key membership.
+// (A table loaded without type OIDs — tests, old callers — compares by
+// name and key only.)
+func sameColumns(t *Table, m *pglogrepl.RelationMessage) bool {
+	i := 0
+	inKey := map[int]bool{}
+	for _, k := range t.PK {
+		inKey[k] = true
+	}
+	for j, c := range t.Columns {
+		if c.Generated != "" {
+			continue
+		}
+		if i >= len(m.Columns) {
+			return false
+		}
+		mc := m.Columns[i]
+		if mc.Name != c.Name || (c.TypeOID != 0 && (mc.DataType != c.TypeOID || mc.TypeModifier != c.TypeMod)) {
+			return false
+		}
+		if t.ReplicaIdentity == 'd' && (mc.Flags == 1) != inKey[j] {
+			return false // the primary key changed
+		}
+		i++
+	}
+	return i == len(m.Columns)
+}
+
+// relationTable is the table as the message describes it (see RelationChange).
+func relationTable(old *Table, m *pglogrepl.RelationMessage) *Table {
+	nt := *old
+	nt.Columns, nt.PK = nil, nil
+	for _, mc := range m.Columns {
+		c := Column{Name: mc.Name, TypeOID: mc.DataType, TypeMod: mc.TypeModifier}
+		if i := old.ColumnIndex(mc.Name); i >= 0 {
+			oc := old.Columns[i]
+			c.NotNull, c.Position = oc.NotNull, oc.Position
+			if oc.TypeOID == mc.DataType && oc.TypeMod == mc.TypeModifier {
+				c.Type, c.Kind, c.Array = oc.Type, oc.Kind, oc.Array
+			}
+		}
+		if mc.Flags == 1 && old.ReplicaIdentity == 'd' {
+			nt.PK = append(nt.PK, len(nt.Columns))
+		}
+		nt.Columns = append(nt.Columns, c)
+	}
+	for _, oc := range old.Columns {
+		if oc.Generated == "" {
+			continue
+		}
+		gc := oc
+		gc.GeneratedFrom = nil
+		for _, i := range oc.GeneratedFrom {
+			if j := nt.ColumnIndex(old.Columns[i].Name); j >= 0 {
+				gc.GeneratedFrom = append(gc.GeneratedFrom, j)
+			}
+		}
+		nt.Columns = append(nt.Columns, gc)
+	}
+	// The message flags key columns in column order; the key's own order
+	// (PRIMARY KEY (payment_date, payment_id)) is kept when its columns are
+	// the same. Under another replica identity the flags mark that identity
+	// (every column for FULL, an index's for USING INDEX), not the primary
+	// key: the key is kept by name.
+	var keep []int
+	for _, k := range old.PK {
+		if i := nt.ColumnIndex(old.Columns[k].Name); i >= 0 {
+			keep = append(keep, i)
+		}
+	}
+	if old.ReplicaIdentity != 'd' || sameSet(keep, nt.PK) {
+		nt.PK = keep
+	}
+	return &nt
+}
+
+func sameSet(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := map[int]bool{}
+	for _, x := range a {
+		in[x] = true
+	}
+	for _, x := range b {
+		if !in[x] {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *Decoder) change(relID uint32, op Op, oldType uint8, oldTuple, newTuple *pglogrepl.TupleData) ([]Event, error) {

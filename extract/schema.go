@@ -92,7 +92,7 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`)
 }
 
 func loadColumns(ctx context.Context, q Querier, types map[uint32]pgType, byOID map[uint32]*Table) error {
-	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, format_type(a.atttypid, a.atttypmod),
+	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),
        coalesce(CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END, ''),
        coalesce(CASE WHEN a.attgenerated = 's' THEN (SELECT array_to_string(array_agg(dep.refobjsubid ORDER BY dep.refobjsubid), ' ')
             FROM pg_depend dep WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
@@ -110,14 +110,14 @@ ORDER BY a.attrelid, a.attnum`)
 		var c Column
 		var pos int16
 		var deps string
-		if err := rows.Scan(&rel, &c.Name, &pos, &c.NotNull, &typ, &c.Type, &c.Generated, &deps); err != nil {
+		if err := rows.Scan(&rel, &c.Name, &pos, &c.NotNull, &typ, &c.TypeMod, &c.Type, &c.Generated, &deps); err != nil {
 			return fmt.Errorf("read columns: %w", err)
 		}
 		t := byOID[rel]
 		if t == nil {
 			continue
 		}
-		c.Position = int(pos)
+		c.Position, c.TypeOID = int(pos), typ
 		c.Kind, c.Array = resolveKind(types, typ)
 		for _, f := range splitFields(deps) {
 			var n int

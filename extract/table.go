@@ -32,6 +32,11 @@ type Column struct {
 	Array    bool   // one-dimensional array of Kind
 	NotNull  bool
 	Position int // attnum
+	// TypeOID and TypeMod are pg_attribute's atttypid and atttypmod, as
+	// pgoutput's Relation message announces them (a change of either is a
+	// schema change; see Decoder).
+	TypeOID uint32
+	TypeMod int32
 	// Generated is the expression of a GENERATED ALWAYS AS (…) STORED
 	// column ("" for other columns). pgoutput (PostgreSQL 15) leaves such
 	// columns out of every change; see EvalGenerated.

@@ -140,10 +140,11 @@ func (p *parser) str(n *yaml.Node, noun string) (string, bool) {
 
 // defaults are the values a table inherits when it does not set its own.
 type defaults struct {
-	target    string
-	targetPos Pos
-	stream    string
-	streamPos Pos
+	target         string
+	targetPos      Pos
+	stream         string
+	streamPos      Pos
+	onSchemaChange string
 }
 
 // mapping decodes the top level. It returns the tables read (also those with
@@ -210,7 +211,23 @@ func (p *parser) defaults(n *yaml.Node) defaults {
 			d.stream, d.streamPos = s, p.pos(v.val)
 		}
 	}
+	if v, ok := f["on_schema_change"]; ok {
+		d.onSchemaChange = p.schemaPolicy(v.val, "on_schema_change in defaults")
+	}
 	return d
+}
+
+// schemaPolicy reads an on_schema_change value ("" when it is not valid).
+func (p *parser) schemaPolicy(n *yaml.Node, where string) string {
+	s, ok := p.str(n, where)
+	if !ok {
+		return ""
+	}
+	if s != SchemaFollow && s != SchemaStop {
+		p.errorf(n, "%s must be %s or %s, not %q", where, SchemaFollow, SchemaStop, s)
+		return ""
+	}
+	return s
 }
 
 // table decodes one entry of tables (nil when it is not a map). keysOK is true
@@ -281,6 +298,13 @@ func (p *parser) table(n *yaml.Node, i int, d *defaults) (t *Table, keysOK bool)
 		sv = &v
 	}
 	t.Stream = p.stream(sv, name, d)
+	t.OnSchemaChange = d.onSchemaChange
+	if v, ok := f["on_schema_change"]; ok {
+		t.OnSchemaChange = p.schemaPolicy(v.val, "on_schema_change of "+name)
+	}
+	if t.OnSchemaChange == "" {
+		t.OnSchemaChange = SchemaFollow
+	}
 	for _, ct := range t.Types {
 		for _, ex := range t.Exclude {
 			if ct.Column == ex.Name {

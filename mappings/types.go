@@ -150,8 +150,17 @@ type Table struct {
 	Exclude      []Name
 	Types        []ColumnType
 	Stream       *Stream // nil: no events for this table
-	Pos          Pos
+	// OnSchemaChange is what sync does when the table's columns change
+	// while it runs: SchemaFollow (the default) or SchemaStop.
+	OnSchemaChange string
+	Pos            Pos
 }
+
+// The on_schema_change policies.
+const (
+	SchemaFollow = "follow"
+	SchemaStop   = "stop"
+)
 
 // SourceSchema returns the schema part of Source ("public" when omitted).
 func (t *Table) SourceSchema() string {

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
 )
 
 // Item is a DynamoDB item.
@@ -412,4 +414,41 @@ func (tp *TablePlan) KeyColumnsOutsidePK() []string {
 		}
 	}
 	return out
+}
+
+// TemplateColumns lists the source columns the table's keys depend on: the
+// item key and GSI key templates, GSI `when` conditions and the stream's
+// partition key. A schema change that touches one of them changes which item
+// or record a row maps to.
+func (tp *TablePlan) TemplateColumns() []string {
+	idx := append(tp.PK.tpl.columns(), skColumns(tp.SK)...)
+	for _, g := range tp.GSIs {
+		idx = append(idx, g.PK.tpl.columns()...)
+		idx = append(idx, skColumns(g.SK)...)
+		if g.when != nil {
+			idx = append(idx, g.when.col)
+		}
+	}
+	if tp.partKey != nil {
+		idx = append(idx, tp.partKey.columns()...)
+	}
+	seen := map[int]bool{}
+	var out []string
+	for _, i := range idx {
+		if !seen[i] && i >= 0 && i < len(tp.Source.Columns) {
+			seen[i] = true
+			out = append(out, tp.Source.Columns[i].Name)
+		}
+	}
+	return out
+}
+
+// CompileTable compiles one mapping entry against the source tables (a table
+// whose definition changed while sync runs); the errors name file:line.
+func CompileTable(mt *mappings.Table, source map[string]*extract.Table) (*TablePlan, error) {
+	tp, errs := compileTable(mt, source)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return tp, nil
 }

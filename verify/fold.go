@@ -22,6 +22,10 @@ type Event struct {
 	TxID         uint32 // the source transaction (0 for snapshot reads)
 }
 
+// OpSchema is the op of a schema-change record (no row's event: a stream
+// check skips it).
+const OpSchema = "schema"
+
 // DecodeEvent decodes a record's data.
 func DecodeEvent(partitionKey string, data []byte) (Event, error) {
 	var env struct {
@@ -44,7 +48,7 @@ func DecodeEvent(partitionKey string, data []byte) (Event, error) {
 		return Event{}, err
 	}
 	switch env.Op {
-	case "r", "c", "u", "d", "t":
+	case "r", "c", "u", "d", "t", OpSchema:
 	default:
 		return Event{}, fmt.Errorf("unknown op %q", env.Op)
 	}

@@ -197,7 +197,9 @@ func (v *verifier) readStream(ctx context.Context, stream string, fn func(Event)
 		if err != nil {
 			return fmt.Errorf("stream %s shard %s record %s: %w", stream, shard, aws.ToString(rec.SequenceNumber), err)
 		}
-		fn(ev)
+		if ev.Op != OpSchema {
+			fn(ev)
+		}
 		return nil
 	})
 }

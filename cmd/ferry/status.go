@@ -104,6 +104,15 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, l)
 		}
 	}
+	changes, err := pipeline.SchemaChanges(ctx, ctl, cf.slot)
+	switch {
+	case err != nil && !isMissingTable(err):
+		return err
+	case err == nil:
+		for _, l := range schemaStatusLines(changes) {
+			fmt.Fprintln(stdout, l)
+		}
+	}
 	if !*counts {
 		return nil
 	}
@@ -220,6 +229,30 @@ func snapshotStatusLines(pending []pipeline.SnapshotRequest, done map[string]pip
 	return out
 }
 
+// schemaStatusLines lists the schema changes sync has seen (the last few).
+func schemaStatusLines(changes []pipeline.SchemaChange) []string {
+	if len(changes) == 0 {
+		return []string{"schema changes: none seen"}
+	}
+	followed, stopped := 0, 0
+	for _, c := range changes {
+		if c.Action == "stopped" {
+			stopped++
+		} else {
+			followed++
+		}
+	}
+	out := []string{fmt.Sprintf("schema changes: %d followed, %d stopped at", followed, stopped)}
+	for _, c := range changes[max(0, len(changes)-snapshotStatusMax):] {
+		l := fmt.Sprintf("  %s %s at %s: %s", c.Action, c.Table, c.LSN, c.Describe())
+		if c.Refill != "" {
+			l += " (re-read by online snapshot " + c.Refill + ")"
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // describeRequest names what a request re-reads.
 func describeRequest(r pipeline.SnapshotRequest) string {
 	s := strings.Join(r.Tables, ", ")
@@ -249,6 +282,8 @@ func originText(origin string) string {
 		return "; a resumed backfill's rows, for the stream"
 	case pipeline.OriginVerify:
 		return "; verify --repair"
+	case pipeline.OriginSchema:
+		return "; a schema change"
 	}
 	return ""
 }

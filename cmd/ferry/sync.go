@@ -152,6 +152,9 @@ func (s *statusLine) show(st pipeline.SyncStatus) {
 		}
 		snap = fmt.Sprintf("snapshot %s: %s, %d rows, %d chunks", sp.Request, state, sp.Rows, sp.Chunks)
 	}
+	if st.SchemaChanges > 0 {
+		snap = strings.TrimSpace(fmt.Sprintf("%s  schema changes followed: %d", snap, st.SchemaChanges))
+	}
 	if s.term {
 		fmt.Fprintf(s.out, "\r\033[K%8.0f changes/s  lag %s / %.1fs  applied %d  last commit %s  retained WAL %s",
 			st.ChangesPerSec, humanBytes(st.LagBytes), st.LagSeconds, st.Changes, last, humanBytes(st.RetainedWAL))

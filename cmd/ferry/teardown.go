@@ -62,7 +62,7 @@ func cmdTeardown(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ctl := load.NewControlStore(ddb, *control)
-	for _, id := range []string{pipeline.StateID(*slot), pipeline.CheckpointID(*slot), pipeline.SnapshotRecordsID(*slot)} {
+	for _, id := range []string{pipeline.StateID(*slot), pipeline.CheckpointID(*slot), pipeline.SnapshotRecordsID(*slot), pipeline.SchemaRecordsID(*slot)} {
 		if err := ctl.DeleteAll(ctx, id); err != nil && !isMissingTable(err) {
 			return fmt.Errorf("forget run state: %w", err)
 		}

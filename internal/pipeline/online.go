@@ -55,6 +55,7 @@ const (
 	OriginSync     = "sync"     // tables added to the mapping of a running migration
 	OriginBackfill = "backfill" // the chunks a resumed backfill did not publish
 	OriginVerify   = "verify"   // `ferry verify --repair`
+	OriginSchema   = "schema"   // a table whose definition changed (schema.go)
 )
 
 // KeyRange is a primary-key range [From, Before) (nil: unbounded), in the key

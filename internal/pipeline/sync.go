@@ -156,6 +156,8 @@ type SyncStatus struct {
 	// last chunk; SnapshotTable is the table of that chunk.
 	Snapshot      *SnapshotProgress
 	SnapshotTable string
+	// SchemaChanges counts the schema changes this process followed.
+	SchemaChanges int
 }
 
 // ErrNoBackfill is returned when sync starts on a slot that no backfill created.
@@ -193,6 +195,7 @@ type syncer struct {
 	stream    *extract.ReplicationStream
 	online    onlineState
 	snapReqs  chan []SnapshotRequest
+	schema    schemaState
 
 	mu        sync.Mutex
 	status    SyncStatus

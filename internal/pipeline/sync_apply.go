@@ -120,6 +120,10 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			s.online.recent.add(ev.TxID)
 			b.ackLSN, b.commitLSN, b.commitTime = ev.EndLSN, ev.CommitLSN, ev.Time
 			s.noteServerEnd(ev.EndLSN)
+		case extract.EventRelation:
+			if err := s.onRelation(ctx, b, ev.Relation, ev.CommitLSN); err != nil {
+				return err
+			}
 		case extract.EventKeepalive, extract.EventMessage:
 			if ev.Kind == extract.EventMessage && ev.Prefix == extract.WatermarkPrefix && s.online.win != nil && ev.Content == s.online.win.id {
 				if err := s.emitWindow(ctx, b, ev.EndLSN, src); err != nil {
@@ -143,6 +147,12 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			ch := ev.Change
 			if !s.cp.Pos.Less(ch.Pos) {
 				continue // already durable (a replay after a restart)
+			}
+			if tp := s.tables[ch.Table.QualifiedName()]; tp != nil {
+				// After a schema change the decoder's table is the one its
+				// Relation message described; the plan's is the same
+				// definition, resolved (onRelation).
+				ch.Table = tp.Source
 			}
 			if s.online.win != nil {
 				s.online.win.observe(ch)

@@ -49,7 +49,7 @@ func FoldStream(events []Event) (state map[string]map[string]json.RawMessage, du
 	last := map[string]extract.Position{}
 	had := map[string]map[extract.Position]bool{}
 	for _, ev := range events {
-		if ev.Op == "t" {
+		if ev.Op == "t" || ev.Op == "schema" { // a schema change is no row's
 			continue
 		}
 		pos := eventPos(ev)
