@@ -34,6 +34,8 @@ type backfillEnv struct {
 	// tables, when set, restricts the exactness checks to these tables (a
 	// backfill run with --tables).
 	tables []string
+	// env, when set, is the environment of startSyncChild's process.
+	env []string
 }
 
 func newBackfillEnv(t *testing.T) *backfillEnv {
@@ -125,6 +127,7 @@ func (e *backfillEnv) plan(ctx context.Context, t *testing.T) *transform.Plan {
 }
 
 func TestBackfillPagilaExact(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	code, out, errOut := runFerry(t, e.args()...)
@@ -193,6 +196,7 @@ func containsRowsRead(out string, n int) bool {
 }
 
 func TestBackfillKill9Resumes(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	args := e.args("--chunk-rows", "300", "--workers", "2")
@@ -260,6 +264,7 @@ func tableExists(ctx context.Context, c *dynamodb.Client, name string) bool {
 // otherwise stream without ever copying the rest); the next run without
 // --tables copies only what is missing and completes it.
 func TestBackfillTablesSubsetIsNotComplete(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)

@@ -427,6 +427,7 @@ func afterFirstRun(bad []badRow) map[string]rowExpect {
 }
 
 func TestBadInputBackfillStop(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
 	bad := badRows()
@@ -497,6 +498,7 @@ func TestBadInputBackfillStop(t *testing.T) {
 }
 
 func TestBadInputBackfillSkip(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
 	bad := badRows()
@@ -648,7 +650,8 @@ func (e *backfillEnv) startSyncChild(t *testing.T, source string, extra ...strin
 	t.Helper()
 	args := append([]string{"sync", "--source", source, "--mapping", e.mapping, "--slot", e.slot,
 		"--control-table", e.control, "--progress", "log", "--heartbeat", "1s"}, extra...)
-	p := &syncChild{cmd: exec.Command(ferryBin, args...), done: make(chan struct{})}
+	p := &syncChild{cmd: exec.Command(syncBin, args...), done: make(chan struct{})}
+	p.cmd.Env = e.env // nil: the test process's
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.err
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -665,7 +668,9 @@ func (e *backfillEnv) startSyncChild(t *testing.T, source string, extra ...strin
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			<-p.done
 		}
-		if t.Failed() {
+		if strings.Contains(p.err.String(), raceWarning) {
+			t.Errorf("ferry sync: data race (exit %d)\n%s", p.code, p.err.String())
+		} else if t.Failed() {
 			t.Logf("sync output:\n%s\n%s", p.out.String(), p.err.String())
 		}
 	})
@@ -715,6 +720,7 @@ func (p *syncChild) stop(t *testing.T) {
 }
 
 func TestBadInputSync(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {
@@ -797,20 +803,23 @@ func TestBadInputSync(t *testing.T) {
 // output: none may ever appear.
 type secrets []string
 
-// configureSecrets sets an AWS secret key and session token (the emulators
-// accept any) and PGPASSWORD, and returns them with a PostgreSQL password to
-// put in URLs (the local server trusts 127.0.0.1 and ignores it).
-func configureSecrets(t *testing.T) (password string, all secrets) {
+// configureSecrets returns the environment for ferry's child processes with
+// an AWS secret key and session token (the emulators accept any) and
+// PGPASSWORD set, and the secrets with a PostgreSQL password to put in URLs
+// (the local server trusts 127.0.0.1 and ignores it). The test process's own
+// environment is left alone, so the test can run in parallel.
+func configureSecrets(t *testing.T) (password string, all secrets, env []string) {
 	t.Helper()
 	password = testkit.Name("S3cretPassw0rd")
 	awsSecret := testkit.Name("wJalrXUtnFEMI/K7MDENG+bPxRfiCY")
 	token := testkit.Name("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJH")
 	pgpass := testkit.Name("PgPassFromEnv")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", awsSecret)
-	t.Setenv("AWS_SESSION_TOKEN", token)
-	t.Setenv("PGPASSWORD", pgpass)
-	t.Setenv("FERRY_DEBUG", "1") // the most log lines there are
-	return password, secrets{password, awsSecret, token, pgpass}
+	env = append(os.Environ(),
+		"AWS_SECRET_ACCESS_KEY="+awsSecret,
+		"AWS_SESSION_TOKEN="+token,
+		"PGPASSWORD="+pgpass,
+		"FERRY_DEBUG=1") // the most log lines there are
+	return password, secrets{password, awsSecret, token, pgpass}, env
 }
 
 // check fails the test if text holds any of the secrets.
@@ -845,26 +854,28 @@ type ferryRun struct {
 	want []string // in stdout or stderr
 }
 
-// runChecked runs the CLI in-process (bounded), checks its exit code and
-// output, and that no secret is printed; it returns the output.
-func runChecked(t *testing.T, r ferryRun, sec secrets) string {
+// runChecked runs ferry as a child process with environment env (bounded),
+// checks its exit code and output, and that no secret is printed; it returns
+// the output.
+func runChecked(t *testing.T, r ferryRun, sec secrets, env []string) string {
 	t.Helper()
 	type result struct {
 		code        int
 		out, errOut string
 	}
-	done := make(chan result, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		code := run(r.args, &out, &errb)
-		done <- result{code, out.String(), errb.String()}
-	}()
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("%s: ferry %s did not return within 3 minutes", r.name, r.args[0])
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferryBin, r.args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 5 * time.Second
+	_ = cmd.Run()
+	if ctx.Err() != nil || cmd.ProcessState == nil {
+		t.Fatalf("%s: ferry %s did not return within 3 minutes\n%s\n%s", r.name, r.args[0], out.String(), errb.String())
 	}
+	res := result{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+	checkNoRace(t, r.args, res.code, res.out, res.errOut)
 	all := res.out + res.errOut
 	if res.code != r.code {
 		t.Errorf("%s: exit %d, want %d\n%s", r.name, res.code, r.code, all)
@@ -879,10 +890,11 @@ func runChecked(t *testing.T, r ferryRun, sec secrets) string {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel() // the secrets are in the children's environment only
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
 	e.exec(ctx, t, "UPDATE film SET rental_rate = 'NaN' WHERE film_id = 12") // a failure to report and dead-letter
-	password, sec := configureSecrets(t)
+	password, sec, env := configureSecrets(t)
 	src := withPassword(t, e.db, password, 0)
 	dir := t.TempDir()
 	dl, report := filepath.Join(dir, "dead.jsonl"), filepath.Join(dir, "report.json")
@@ -922,7 +934,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			2, []string{"cannot parse"}},
 	)
 	for _, r := range runs {
-		runChecked(t, r, sec)
+		runChecked(t, r, sec, env)
 	}
 	for _, f := range []string{dl, report} {
 		data, err := os.ReadFile(f)
@@ -957,7 +969,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	for i, c := range cases {
 		slots[i] = testkit.Name("ferry_unreachable_")
 		cmd := exec.CommandContext(ctx, ferryBin, c.run.args[0], "--source", src, "--mapping", e.mapping, "--slot", slots[i], "--control-table", e.control)
-		cmd.Env = append(os.Environ(), c.env+"=http://127.0.0.1:1")
+		cmd.Env = append(slices.Clip(env), c.env+"=http://127.0.0.1:1")
 		cmd.WaitDelay = time.Second
 		wg.Go(func() {
 			start := time.Now()
@@ -990,13 +1002,15 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestSlotInUse(t *testing.T) {
+	t.Parallel() // the secrets are in the children's environment only
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
-	password, sec := configureSecrets(t)
+	password, sec, env := configureSecrets(t)
 	src := withPassword(t, e.db, password, 0)
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {
 		t.Fatalf("backfill exit %d\n%s\n%s", code, out, errOut)
 	}
+	e.env = env
 	p := e.startSyncChild(t, src)
 	p.caughtUp(ctx, t, e)
 	common := []string{"--source", src, "--mapping", e.mapping, "--slot", e.slot, "--control-table", e.control}
@@ -1005,7 +1019,7 @@ func TestSlotInUse(t *testing.T) {
 		{"backfill --restart", append([]string{"backfill", "--restart"}, common...), 2, []string{"slot " + e.slot + " is in use by another process"}},
 		{"teardown", append([]string{"teardown"}, common...), 2, []string{"slot " + e.slot + ": replication slot is in use"}},
 	} {
-		runChecked(t, r, sec)
+		runChecked(t, r, sec, env)
 	}
 	// The first sync goes on streaming.
 	e.exec(ctx, t, "UPDATE film SET title = 'STILL STREAMING' WHERE film_id = 30")

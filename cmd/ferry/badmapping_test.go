@@ -13,6 +13,7 @@ import (
 )
 
 func TestBadMappingExits2AndWritesNothing(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		old, new  string
@@ -72,6 +73,7 @@ func TestBadMappingExits2AndWritesNothing(t *testing.T) {
 }
 
 func TestPlanPrintsTypesKeysAndSizes(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	code, out, errOut := runFerry(t, "plan", "--source", e.db, "--mapping", e.mapping)
 	if code != 0 {

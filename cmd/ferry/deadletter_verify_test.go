@@ -13,6 +13,7 @@ import (
 // --dead-letter reports both the row and that stale item as dead_lettered,
 // with the file's reason — not the item as extra.
 func TestVerifyDeadLetteredKeyChange(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	e := newBadInputEnv(ctx, t)
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {

@@ -146,6 +146,8 @@ func ferryGoroutines(existing map[string]bool) []string {
 // production fails, backfill still ends in the exact state, with one r event
 // per row on the stream, no per-key order inversion and no goroutine left.
 func TestBackfillUnderFaults(t *testing.T) {
+	// Not parallel: t.Setenv, and the leak check counts every goroutine of
+	// this process.
 	tables := []string{"film", "film_category", "actor", "category", "language", "customer", "store"}
 	for i, kind := range faultKinds {
 		t.Run(kind.name, func(t *testing.T) {
@@ -155,7 +157,8 @@ func TestBackfillUnderFaults(t *testing.T) {
 			ctx := t.Context()
 			f.setRules(kind.rule)
 			leaks := goroutineBaseline(t, true, f.ddb, f.kin)
-			code, out, errOut := runFerry(t, e.args("--tables", strings.Join(tables, ","))...)
+			// In-process: the leak check counts this process's goroutines.
+			code, out, errOut := runFerryInProcess(t, e.args("--tables", strings.Join(tables, ","))...)
 			if code != 0 {
 				t.Fatalf("backfill under %s: exit %d\n%s\n%s\nfaults: dynamodb %s; kinesis %s", kind.name, code, out, errOut, f.ddb, f.kin)
 			}
@@ -272,6 +275,8 @@ func (e *backfillEnv) runWorkload(ctx context.Context, t *testing.T, seed int64,
 // each phase DynamoDB and the folded stream equal the source exactly, and the
 // sync that ran through all of it stops cleanly without leaving goroutines.
 func TestSyncUnderFaults(t *testing.T) {
+	// Not parallel: t.Setenv, sync in-process, and the leak check sees every
+	// goroutine of this process.
 	e := newBackfillEnv(t)
 	f := newFaultEnv(t, e, 7)
 	ctx := t.Context()
@@ -387,6 +392,7 @@ func (e *backfillEnv) terminateWalsender(ctx context.Context, t *testing.T) {
 // before, while and after it is down: sync reconnects with backoff and ends
 // exact.
 func TestSyncSurvivesPostgresRestart(t *testing.T) {
+	// Not parallel: t.Setenv and sync in-process (runContext).
 	dir, err := os.MkdirTemp("", "ferry-restart-")
 	if err != nil {
 		t.Fatal(err)
@@ -433,6 +439,7 @@ func TestSyncSurvivesPostgresRestart(t *testing.T) {
 // any, so the proxy answers as AWS does) stops backfill at once with exit 2,
 // the service's message and no secret, before any slot or state is made.
 func TestWrongCredentials(t *testing.T) {
+	// Not parallel: t.Setenv.
 	e := newBackfillEnv(t)
 	f := newFaultEnv(t, e, 9)
 	ctx := t.Context()
@@ -466,6 +473,7 @@ func TestWrongCredentials(t *testing.T) {
 // sslmode (verify-full against the stack's certificate), replication
 // connection included.
 func TestBackfillOverTLS(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	e.tables = []string{"language", "category"}

@@ -59,6 +59,7 @@ var nastySources = map[string]bool{
 // writes a mapping that plan --mapping accepts (exit 0), and says what it
 // renamed.
 func TestPlanGenerateNastySchema(t *testing.T) {
+	t.Parallel()
 	st := stack.ForTest(t)
 	db := st.TestDatabase(t)
 	conn, err := pgx.Connect(t.Context(), db)

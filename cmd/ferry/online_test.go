@@ -26,6 +26,7 @@ import (
 // source with no per-key order inversion (the re-read rows never overtake a
 // newer change of the same row).
 func TestOnlineSnapshotUnderWorkload(t *testing.T) {
+	// Not parallel: the lag bound (p99 < 2 s) needs the machine to itself.
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {

@@ -164,6 +164,7 @@ func (e *backfillEnv) checkRefused(t *testing.T, runs []snapshotRun) {
 // slot missing, then there but inactive. Exit 2 naming the slot and what to
 // do; no request is written.
 func TestSnapshotWithoutSyncExits2(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	ctl := e.controlStore(ctx, t)
@@ -180,6 +181,7 @@ func TestSnapshotWithoutSyncExits2(t *testing.T) {
 // TestSnapshotFlagErrors: every refused flag exits 2 naming the problem, and
 // writes no request, with sync running or not.
 func TestSnapshotFlagErrors(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	ctl := e.controlStore(ctx, t)
@@ -298,6 +300,8 @@ func (w *snapshotWait) exit(t *testing.T) int {
 // see them, follows one with --wait through the progress sync records (and a
 // stop of sync), and reads them back in status.
 func TestSnapshotRequestWaitAndStatus(t *testing.T) {
+	// Not parallel: --wait runs in-process (runContext), and the "1m…s"
+	// durations it checks allow a minute for the whole test.
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	ctl := e.controlStore(ctx, t)

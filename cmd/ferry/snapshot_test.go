@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseKeys(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		pk      []string
@@ -60,6 +61,7 @@ func TestParseKeys(t *testing.T) {
 }
 
 func TestSplitTables(t *testing.T) {
+	t.Parallel()
 	got, err := splitTables(" rental, public.film ,,")
 	if err != nil || !reflect.DeepEqual(got, []string{"rental", "public.film"}) {
 		t.Errorf("splitTables = %q, %v", got, err)
@@ -70,6 +72,7 @@ func TestSplitTables(t *testing.T) {
 }
 
 func TestSnapshotProgressLines(t *testing.T) {
+	t.Parallel()
 	const id = "20250101T120000.000000000Z"
 	req := pipeline.SnapshotRequest{ID: id, Tables: []string{"public.rental", "public.film"}}
 	keyed := pipeline.SnapshotRequest{ID: id, Tables: []string{"public.film_actor"}, Keys: [][]string{{"1", "2"}, {"1", "3"}, {"4", "5"}}}
@@ -106,6 +109,7 @@ func TestSnapshotProgressLines(t *testing.T) {
 }
 
 func TestSnapshotStatusLines(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 12, 1, 0, 0, time.UTC)
 	started := now.Add(-40 * time.Second)
 	est := map[string]int64{"public.rental": 16044, "public.film": 1000, "public.actor": -1}
@@ -172,6 +176,7 @@ func TestSnapshotStatusLines(t *testing.T) {
 }
 
 func TestSnapshotETA(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	estimate := func(t string) int64 {
 		return map[string]int64{"public.rental": 1000, "public.actor": -1}[t]

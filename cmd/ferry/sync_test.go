@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,14 +34,22 @@ func (e *backfillEnv) startSync(t *testing.T, extra ...string) *syncProc {
 	t.Helper()
 	args := append([]string{"sync", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
 		"--control-table", e.control, "--progress", "log", "--heartbeat", "1s"}, extra...)
-	cmd := exec.Command(ferryBin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd := exec.Command(syncBin, args...)
+	stderr := &lockedBuffer{} // a copy, checked for race reports
+	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	p := &syncProc{cmd: cmd, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		err := <-p.done // after a kill, stop or kill9 (which put nil back)
+		p.done <- err
+		if strings.Contains(stderr.String(), raceWarning) {
+			t.Errorf("ferry sync: data race (%v); its output is above", err)
+		}
+	})
 	return p
 }
 
@@ -59,9 +69,9 @@ func (p *syncProc) stop(t *testing.T) {
 }
 
 func (p *syncProc) kill() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
+	// No look at ProcessState, which the Wait goroutine writes: Signal
+	// does nothing once the process has been waited for.
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 }
 
 func (p *syncProc) kill9(t *testing.T) {
@@ -151,6 +161,7 @@ func (e *backfillEnv) checkStream(ctx context.Context, t *testing.T) {
 }
 
 func TestSyncAppliesEveryKindOfChange(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	p := e.startSync(t) // no backfill yet: sync copies first, then streams
@@ -205,6 +216,7 @@ func TestSyncAppliesEveryKindOfChange(t *testing.T) {
 }
 
 func TestSyncTruncate(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	p := e.startSync(t)
@@ -215,6 +227,7 @@ func TestSyncTruncate(t *testing.T) {
 }
 
 func TestSyncAppliesChangesMadeWhileStopped(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	p := e.startSync(t)
@@ -230,6 +243,7 @@ func TestSyncAppliesChangesMadeWhileStopped(t *testing.T) {
 }
 
 func TestSyncSurvivesKill9UnderWorkload(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	code, out, errOut := runFerry(t, e.args()...)

@@ -286,6 +286,7 @@ func tmFerryCode(ctx context.Context, t *testing.T, args ...string) (int, string
 	if cmd.ProcessState == nil {
 		t.Fatalf("ferry %s did not run: %s", args[0], errb.String())
 	}
+	checkNoRace(t, args, cmd.ProcessState.ExitCode(), out.String(), errb.String())
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }
 

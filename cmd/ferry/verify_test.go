@@ -54,6 +54,7 @@ func findingSet(rep verify.Report) []string {
 }
 
 func TestVerifyFindsAndRepairsDifferences(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {
@@ -137,6 +138,7 @@ func TestVerifyFindsAndRepairsDifferences(t *testing.T) {
 }
 
 func TestVerifyStream(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	if code, out, errOut := runFerry(t, e.args("--tables", "language")...); code != 0 {
@@ -212,6 +214,7 @@ func TestVerifyStream(t *testing.T) {
 // check are re-checked once sync has applied past them, and only ever end up
 // consistent or in flight.
 func TestVerifyWhileSyncRuns(t *testing.T) {
+	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	e.shrink(ctx, t)
