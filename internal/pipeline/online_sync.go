@@ -3,8 +3,12 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/transform"
@@ -153,6 +157,18 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	}
 	rows, snap, err := extract.ReadKeyChunk(ctx, conn, tp.Source, k)
 	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == pgerrcode.UndefinedColumn || pgErr.Code == pgerrcode.UndefinedTable) {
+			// The catalogue is ahead of the stream: a DDL the stream has not
+			// reached yet. Its Relation message brings the table's new
+			// definition (schema.go); read again with that.
+			if !o.waitLogged[req.ID+"/ddl"] {
+				o.waitLogged[req.ID+"/ddl"] = true
+				s.log.Info("snapshot chunk waits for the stream to reach a schema change of its table", "table", name, "err", err)
+			}
+			o.nextRead = now.Add(200 * time.Millisecond)
+			return nil
+		}
 		s.closeSourceConn()
 		return err
 	}
