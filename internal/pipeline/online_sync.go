@@ -26,6 +26,10 @@ type onlineState struct {
 	nonce    int64           // this process's part of watermark ids
 	finished map[string]bool // requests complete (never started again)
 	recorded map[string]bool // requests whose done record is written
+	// unrecorded are finished snapshots whose progress a later one replaced
+	// in the checkpoint before it was stored: their done records are
+	// written with the next stored checkpoint (which covers them).
+	unrecorded []SnapshotProgress
 	// minXmax holds back a request's chunks until their snapshot's xmin
 	// reaches it (tables added to the publication at this start).
 	minXmax    map[string]uint64
@@ -269,7 +273,33 @@ func (s *syncer) emitWindow(ctx context.Context, b *syncBatch, hwm extract.LSN, 
 // recordSnapshotDone runs after a checkpoint is stored: once the progress
 // of a finished snapshot is durable, its final record replaces its request.
 func (s *syncer) recordSnapshotDone(ctx context.Context) error {
-	p := s.cp.Snapshot
+	for len(s.online.unrecorded) > 0 {
+		p := s.online.unrecorded[0]
+		if err := s.recordOneSnapshotDone(ctx, &p); err != nil {
+			return err
+		}
+		s.online.unrecorded = s.online.unrecorded[1:]
+	}
+	return s.recordOneSnapshotDone(ctx, s.cp.Snapshot)
+}
+
+// replaceSnapshotProgress is called before the checkpoint's snapshot
+// progress is replaced by next: a finished snapshot not yet recorded is
+// kept for the next stored checkpoint.
+func (s *syncer) replaceSnapshotProgress(next *SnapshotProgress) {
+	prev := s.cp.Snapshot
+	if prev == nil || !prev.Done || s.online.recorded[prev.Request] || (next != nil && next.Request == prev.Request) {
+		return
+	}
+	for _, u := range s.online.unrecorded {
+		if u.Request == prev.Request {
+			return
+		}
+	}
+	s.online.unrecorded = append(s.online.unrecorded, *prev)
+}
+
+func (s *syncer) recordOneSnapshotDone(ctx context.Context, p *SnapshotProgress) error {
 	if p == nil || !p.Done || s.online.recorded[p.Request] {
 		return nil
 	}

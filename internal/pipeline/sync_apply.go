@@ -322,6 +322,9 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	if b.empty() {
 		return nil
 	}
+	if b.snap != nil {
+		s.replaceSnapshotProgress(b.snap)
+	}
 	cp := s.cp
 	if b.snap != nil {
 		cp.Snapshot = b.snap
