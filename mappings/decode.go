@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -140,11 +141,13 @@ func (p *parser) str(n *yaml.Node, noun string) (string, bool) {
 
 // defaults are the values a table inherits when it does not set its own.
 type defaults struct {
-	target         string
-	targetPos      Pos
-	stream         string
-	streamPos      Pos
-	onSchemaChange string
+	target             string
+	targetPos          Pos
+	stream             string
+	streamPos          Pos
+	onSchemaChange     string
+	partitionsDetached string
+	keepDropped        bool
 }
 
 // mapping decodes the top level. It returns the tables read (also those with
@@ -214,7 +217,37 @@ func (p *parser) defaults(n *yaml.Node) defaults {
 	if v, ok := f["on_schema_change"]; ok {
 		d.onSchemaChange = p.schemaPolicy(v.val, "on_schema_change in defaults")
 	}
+	if v, ok := f["partitions_detached"]; ok {
+		d.partitionsDetached = p.oneOf(v.val, "partitions_detached in defaults", PartitionsDelete, PartitionsKeep)
+	}
+	if v, ok := f["keep_dropped"]; ok {
+		d.keepDropped = p.boolean(v.val, "keep_dropped in defaults")
+	}
 	return d
+}
+
+// boolean reads true or false (false when it is neither).
+func (p *parser) boolean(n *yaml.Node, where string) bool {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		if b, err := strconv.ParseBool(n.Value); err == nil {
+			return b
+		}
+	}
+	p.errorf(n, "%s must be true or false, not %q", where, n.Value)
+	return false
+}
+
+// oneOf reads a value that must be one of allowed ("" when it is not).
+func (p *parser) oneOf(n *yaml.Node, where string, allowed ...string) string {
+	s, ok := p.str(n, where)
+	if !ok {
+		return ""
+	}
+	if !slices.Contains(allowed, s) {
+		p.errorf(n, "%s must be %s, not %q", where, strings.Join(allowed, " or "), s)
+		return ""
+	}
+	return s
 }
 
 // schemaPolicy reads an on_schema_change value ("" when it is not valid).
@@ -254,7 +287,9 @@ func (p *parser) table(n *yaml.Node, i int, d *defaults) (t *Table, keysOK bool)
 	if v, ok := f["source"]; ok {
 		if s, ok := p.str(v.val, "source of "+name); ok {
 			t.Source, t.SourcePos = s, p.pos(v.val)
-			keysOK = p.sourceName(v.val, s) && keysOK
+			if !t.IsPattern() {
+				keysOK = p.sourceName(v.val, s) && keysOK
+			}
 		}
 	}
 	switch v, ok := f["target"]; {
@@ -287,7 +322,9 @@ func (p *parser) table(n *yaml.Node, i int, d *defaults) (t *Table, keysOK bool)
 		keysOK = len(p.errs) == before && keysOK
 	}
 	keysOK = keysOK && t.Source != "" && t.Target != ""
-	if v, ok := f["exclude"]; ok {
+	if v, ok := f["exclude"]; ok && t.IsPattern() {
+		t.ExcludeTables = p.excludeTables(v.val, name)
+	} else if ok {
 		t.Exclude = p.exclude(v.val, name)
 	}
 	if v, ok := f["types"]; ok {
@@ -304,6 +341,17 @@ func (p *parser) table(n *yaml.Node, i int, d *defaults) (t *Table, keysOK bool)
 	}
 	if t.OnSchemaChange == "" {
 		t.OnSchemaChange = SchemaFollow
+	}
+	t.PartitionsDetached = d.partitionsDetached
+	if v, ok := f["partitions_detached"]; ok {
+		t.PartitionsDetached = p.oneOf(v.val, "partitions_detached of "+name, PartitionsDelete, PartitionsKeep)
+	}
+	if t.PartitionsDetached == "" {
+		t.PartitionsDetached = PartitionsDelete
+	}
+	t.KeepDropped = d.keepDropped
+	if v, ok := f["keep_dropped"]; ok {
+		t.KeepDropped = p.boolean(v.val, "keep_dropped of "+name)
 	}
 	for _, ct := range t.Types {
 		for _, ex := range t.Exclude {

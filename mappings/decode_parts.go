@@ -2,6 +2,7 @@ package mappings
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -101,6 +102,27 @@ func parseCondition(s string) (Condition, bool) {
 		return Condition{}, false
 	}
 	return Condition{Column: m[1], IsNull: m[2] == ""}, true
+}
+
+// excludeTables reads a pattern entry's exclude list: table names or globs.
+func (p *parser) excludeTables(n *yaml.Node, table string) []string {
+	noun := "exclude of " + table
+	if !p.isList(n, noun, "a list of table names or patterns") {
+		return nil
+	}
+	var out []string
+	for _, item := range n.Content {
+		s, ok := p.str(item, "a table in "+noun)
+		if !ok {
+			continue
+		}
+		if _, err := path.Match(s, "x"); err != nil || s == "" {
+			p.errorf(item, "%s: %q is not a table name or pattern", noun, s)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (p *parser) exclude(n *yaml.Node, table string) []Name {

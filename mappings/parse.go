@@ -18,8 +18,8 @@ import (
 // The keys each part of the format accepts, in the order the messages list them.
 var (
 	topKeys     = []string{"version", "defaults", "tables"}
-	defaultKeys = []string{"target", "stream", "on_schema_change"}
-	tableKeys   = []string{"source", "target", "partition_key", "sort_key", "gsis", "exclude", "types", "stream", "on_schema_change"}
+	defaultKeys = []string{"target", "stream", "on_schema_change", "partitions_detached", "keep_dropped"}
+	tableKeys   = []string{"source", "target", "partition_key", "sort_key", "gsis", "exclude", "types", "stream", "on_schema_change", "partitions_detached", "keep_dropped"}
 	keyKeys     = []string{"name", "template"}
 	gsiKeys     = []string{"name", "partition_key", "sort_key", "when"}
 	streamKeys  = []string{"name", "partition_key"}

@@ -463,3 +463,45 @@ tables:
 		t.Errorf("Parse(maps) = %v", err)
 	}
 }
+
+func TestPartitionAndDropPolicies(t *testing.T) {
+	const text = `version: 1
+defaults:
+  target: pagila
+  partitions_detached: keep
+  keep_dropped: true
+tables:
+  - source: payment
+    partition_key: {name: pk, template: "PAYMENT#{payment_id}"}
+    sort_key: {name: sk, template: "PAYMENT#{payment_date}"}
+    partitions_detached: delete
+  - source: rental
+    partition_key: {name: pk, template: "RENTAL#{rental_id}"}
+    sort_key: {name: sk, template: "RENTAL"}
+    keep_dropped: false
+`
+	m, err := Parse("policies.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		table      string
+		partitions string
+		keep       bool
+	}{
+		{"payment", PartitionsDelete, true},
+		{"rental", PartitionsKeep, false},
+	} {
+		tb := m.Table(tc.table)
+		if tb.PartitionsDetached != tc.partitions || tb.KeepDropped != tc.keep {
+			t.Errorf("%s: partitions_detached %q keep_dropped %v, want %q %v", tc.table, tb.PartitionsDetached, tb.KeepDropped, tc.partitions, tc.keep)
+		}
+	}
+	m, err = Parse("plain.yaml", []byte("version: 1\ndefaults: {target: things}\ntables:\n  - source: a\n    partition_key: {name: pk, template: \"A#{id}\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb := m.Table("a"); tb.PartitionsDetached != PartitionsDelete || tb.KeepDropped {
+		t.Errorf("defaults: partitions_detached %q keep_dropped %v, want delete false", tb.PartitionsDetached, tb.KeepDropped)
+	}
+}

@@ -148,18 +148,36 @@ type Table struct {
 	SortKey      *KeyAttr
 	GSIs         []GSI
 	Exclude      []Name
-	Types        []ColumnType
-	Stream       *Stream // nil: no events for this table
+	// ExcludeTables are, for a pattern entry (IsPattern), the tables (names
+	// or globs, "audit_*" or "public.tmp_*") it does not map; its exclude
+	// list in the file.
+	ExcludeTables []string
+	Types         []ColumnType
+	Stream        *Stream // nil: no events for this table
 	// OnSchemaChange is what sync does when the table's columns change
 	// while it runs: SchemaFollow (the default) or SchemaStop.
 	OnSchemaChange string
-	Pos            Pos
+	// PartitionsDetached is what sync does with the items of a partition
+	// detached or dropped from the (partitioned) table: PartitionsDelete
+	// (the default) or PartitionsKeep.
+	PartitionsDetached string
+	// KeepDropped keeps a dropped column's attribute on the items written
+	// before the drop (default false: the table's items are rewritten
+	// without it).
+	KeepDropped bool
+	Pos         Pos
 }
 
 // The on_schema_change policies.
 const (
 	SchemaFollow = "follow"
 	SchemaStop   = "stop"
+)
+
+// The partitions_detached policies.
+const (
+	PartitionsDelete = "delete"
+	PartitionsKeep   = "keep"
 )
 
 // SourceSchema returns the schema part of Source ("public" when omitted).
@@ -191,6 +209,9 @@ type Mapping struct {
 	File    string
 	Version int
 	Tables  []*Table
+	// Patterns are the pattern entries of a mapping that Expand wrote out
+	// (Tables then holds their tables); a parsed mapping has them in Tables.
+	Patterns []*Table
 }
 
 // Table returns the mapping of the source table (schema.name or name), or nil.

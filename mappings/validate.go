@@ -2,6 +2,7 @@ package mappings
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -46,6 +47,7 @@ func validate(all, sound []*Table) []*Error {
 	errs = append(errs, checkDuplicates(all)...)
 	for _, t := range sound {
 		errs = append(errs, checkKeyNames(t)...)
+		errs = append(errs, checkPattern(t)...)
 	}
 	errs = append(errs, checkTargets(sound)...)
 	return errs
@@ -253,6 +255,9 @@ func disjoint(a, b string) bool {
 // checkKeySpaces: two tables must not be able to write the same item key.
 func checkKeySpaces(target string, g []*Table) []*Error {
 	var errs []*Error
+	// A pattern entry's tables are checked once written out (their keys
+	// start with their names; transform checks them against the others).
+	g = slices.DeleteFunc(slices.Clone(g), (*Table).IsPattern)
 	for j, b := range g {
 		for _, a := range g[:j] {
 			pa, pb := a.PartitionKey.Template.Prefix(), b.PartitionKey.Template.Prefix()

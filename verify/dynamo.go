@@ -145,7 +145,17 @@ func (v *verifier) readSource(ctx context.Context, tcs []*tableCheck, row func(w
 // scan reads every item of a DynamoDB table with a parallel, strongly
 // consistent Scan; visit is called concurrently from the segments.
 func (v *verifier) scan(ctx context.Context, table string, visit func(seg int, item transform.Item) error) error {
-	return ScanParallel(ctx, v.cfg.Dynamo, table, v.cfg.Segments, visit)
+	if len(v.kept) == 0 {
+		return ScanParallel(ctx, v.cfg.Dynamo, table, v.cfg.Segments, visit)
+	}
+	return ScanParallel(ctx, v.cfg.Dynamo, table, v.cfg.Segments, func(seg int, item transform.Item) error {
+		if t, ok := item[transform.AttrTable].(*types.AttributeValueMemberS); ok {
+			for _, a := range v.kept[t.Value] {
+				delete(item, a)
+			}
+		}
+		return visit(seg, item)
+	})
 }
 
 // ScanParallel reads every item of a DynamoDB table with a parallel, strongly

@@ -52,6 +52,14 @@ type Config struct {
 	// re-checked after its checkpoint passes the rows' read positions.
 	Slot       string
 	Checkpoint CheckpointFunc
+	// Refilling returns the tables (qualified names) that sync is still
+	// re-reading after a schema change (the online snapshot's request id):
+	// their differences are reported in flight (nil: none).
+	Refilling RefillingFunc
+	// KeptAttributes are, per table (qualified name), attributes of dropped
+	// columns that the mapping keeps on the items written before the drop
+	// (keep_dropped): not compared.
+	KeptAttributes map[string][]string
 	// Rechecks is how many times a differing row is re-read before it is
 	// reported as in flight (default 3).
 	Rechecks int
@@ -148,7 +156,8 @@ type verifier struct {
 	pc     *pgx.Conn // outside the snapshot: re-reads, LSNs, slot state
 	writer *load.DynamoWriter
 	tables []*tableCheck
-	extra  []*tableCheck // "(unmapped)" collectors, one per target
+	kept   map[string][]string // by _table: KeptAttributes
+	extra  []*tableCheck       // "(unmapped)" collectors, one per target
 	// snapLSN is pg_current_wal_insert_lsn() read by the snapshot's first statement:
 	// every transaction the snapshot sees committed before it. lsnBefore was
 	// read just before the snapshot was taken: a transaction the snapshot does
@@ -210,6 +219,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, tp := range v.plan.Tables {
 		v.tables = append(v.tables, &tableCheck{tp: tp, rep: &TableReport{Table: tp.Source.QualifiedName(), Target: tp.Target}, max: cfg.MaxFindings,
 			dead: cfg.DeadLetters})
+		if attrs := cfg.KeptAttributes[tp.Source.QualifiedName()]; len(attrs) > 0 {
+			if v.kept == nil {
+				v.kept = map[string][]string{}
+			}
+			v.kept[tp.Source.Name] = attrs
+		}
 	}
 	for _, target := range v.targets() {
 		tcs := v.onTarget(target)
@@ -223,6 +238,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if err := v.recheckFindings(ctx); err != nil {
+		v.rep.Errors = append(v.rep.Errors, err.Error())
+	}
+	if err := v.markRefilling(ctx); err != nil {
 		v.rep.Errors = append(v.rep.Errors, err.Error())
 	}
 	if cfg.Repair {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +26,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	generate := fs.Bool("generate", false, "write a 1:1 mapping for every table of the source instead of validating one")
 	out := fs.String("out", "", "with --generate: file to write (default: standard output)")
 	stream := fs.String("stream", "ferry-changes", "with --generate: Kinesis stream for the generated mapping (empty: none)")
+	patternTarget := fs.String("pattern-target", "", "with --generate: also map tables created later in the generated schemas (a pattern entry per schema, `source: \"public.*\"`) into this DynamoDB table, keyed by table name and primary key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +34,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *generate {
-		return generateMapping(ctx, *source, *stream, *out, stdout)
+		return generateMapping(ctx, *source, *stream, *out, *patternTarget, stdout)
 	}
 	if err := requireFlag("mapping", *mapping); err != nil {
 		return err
@@ -52,7 +55,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 // to out (standard output when empty), and says what the generator renamed,
 // excluded or skipped: on standard error when the mapping goes to standard
 // output, else after the "wrote" line.
-func generateMapping(ctx context.Context, source, stream, out string, stdout io.Writer) error {
+func generateMapping(ctx context.Context, source, stream, out, patternTarget string, stdout io.Writer) error {
 	if stream != "" {
 		if err := mappings.CheckStreamName(stream); err != nil {
 			return usagef("--stream: %v", err)
@@ -66,6 +69,12 @@ func generateMapping(ctx context.Context, source, stream, out string, stdout io.
 	if g.Tables == 0 {
 		return usagef("plan --generate: no table of the source can be mapped (%d skipped):\n  %s",
 			g.Skipped, strings.Join(g.Notes, "\n  "))
+	}
+	if patternTarget != "" {
+		g.YAML = append(g.YAML, patternEntries(tables, patternTarget)...)
+		if _, err := mappings.Parse("generated", g.YAML); err != nil {
+			return usagef("--pattern-target %q: %v", patternTarget, err)
+		}
 	}
 	notes := io.Writer(os.Stderr)
 	if out == "" {
@@ -254,4 +263,22 @@ func escapesValues(tp *transform.TablePlan) bool {
 		}
 	}
 	return false
+}
+
+// patternEntries returns a pattern entry per schema of the tables, mapping
+// the tables created there later into target (one shared table: the key is
+// the table's name and its primary key).
+func patternEntries(tables map[string]*extract.Table, target string) []byte {
+	schemas := map[string]bool{}
+	for _, t := range tables {
+		schemas[t.Schema] = true
+	}
+	var b strings.Builder
+	for _, s := range slices.Sorted(maps.Keys(schemas)) {
+		fmt.Fprintf(&b, "  # Tables created later in schema %s: sync adds them to the migration online.\n", s)
+		fmt.Fprintf(&b, "  - source: %q\n    target: %q\n", s+".*", target)
+		b.WriteString("    partition_key: {name: pk, template: \"{_table}#{_pk}\"}\n")
+		b.WriteString("    sort_key: {name: sk, template: \"{_table}\"}\n")
+	}
+	return []byte(b.String())
 }

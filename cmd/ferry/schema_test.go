@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/internal/testkit"
 	"github.com/ferry-migrate/ferry/load"
@@ -36,7 +41,7 @@ func waitSchemaRefills(ctx context.Context, t *testing.T, ctl *load.ControlStore
 		}
 		finished := 0
 		for _, c := range changes {
-			if _, ok := done[c.Refill]; ok && c.Refill != "" {
+			if _, ok := done[c.Refill]; (ok && c.Refill != "") || (c.Refill == "" && c.Action == "followed" && len(c.Kept) > 0) {
 				finished++
 			}
 		}
@@ -60,6 +65,17 @@ func waitSchemaRefills(ctx context.Context, t *testing.T, ctl *load.ControlStore
 	return nil
 }
 
+// dropViews drops Pagila's views (in the test's own copy of the database):
+// they read columns whose types the tests change, and PostgreSQL refuses
+// ALTER COLUMN TYPE under a view.
+func dropViews(ctx context.Context, t *testing.T, e *backfillEnv) {
+	t.Helper()
+	e.exec(ctx, t, `DO $$ DECLARE r record; BEGIN
+		FOR r IN SELECT matviewname AS n FROM pg_matviews WHERE schemaname = 'public' LOOP EXECUTE format('DROP MATERIALIZED VIEW %I CASCADE', r.n); END LOOP;
+		FOR r IN SELECT viewname AS n FROM pg_views WHERE schemaname = 'public' LOOP EXECUTE format('DROP VIEW IF EXISTS %I CASCADE', r.n); END LOOP;
+	END $$`)
+}
+
 // Schema changes while sync runs under the workload, each followed without a
 // restart: a nullable column added, a NOT NULL column with a volatile
 // default, a rename, type changes (integer → bigint, varchar(n) → text, a
@@ -70,14 +86,9 @@ func TestSchemaChangesFollowed(t *testing.T) {
 	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
-	// Pagila's views read the columns whose types change here; PostgreSQL
-	// refuses ALTER COLUMN TYPE under a view (this is the test's own copy).
-	e.exec(ctx, t, `DO $$ DECLARE r record; BEGIN
-		FOR r IN SELECT matviewname AS n FROM pg_matviews WHERE schemaname = 'public' LOOP EXECUTE format('DROP MATERIALIZED VIEW %I CASCADE', r.n); END LOOP;
-		FOR r IN SELECT viewname AS n FROM pg_views WHERE schemaname = 'public' LOOP EXECUTE format('DROP VIEW IF EXISTS %I CASCADE', r.n); END LOOP;
-	END $$`,
-		// Pagila 3's postal_code is text: make it the varchar(10) the type change below widens.
-		`ALTER TABLE address ALTER COLUMN postal_code TYPE varchar(10)`)
+	dropViews(ctx, t, e)
+	// Pagila 3's postal_code is text: make it the varchar(10) the type change below widens.
+	e.exec(ctx, t, `ALTER TABLE address ALTER COLUMN postal_code TYPE varchar(10)`)
 	tmFerry(ctx, t, 0, "backfill", e.args()...)
 	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
 	p := e.startSync(t)
@@ -187,5 +198,219 @@ func TestSchemaChangesFollowed(t *testing.T) {
 	if !strings.Contains(status, fmt.Sprintf("schema changes: %d followed, 0 stopped at", len(changes))) {
 		t.Errorf("status does not list the schema changes:\n%s", status)
 	}
+	p.stop(t)
+}
+
+// Partitions of the partitioned payment change under a running sync and the
+// workload, none of it in the log: a partition detached, one dropped, one
+// truncated, and a filled table attached. Sync sees them in the catalogue,
+// deletes the items whose rows left (in stream order, `d` events on the
+// stream) and re-reads the attached rows; afterwards DynamoDB and the folded
+// stream equal the source and verify --stream exits 0.
+func TestPartitionChangesFollowed(t *testing.T) {
+	t.Parallel()
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	tmFerry(ctx, t, 0, "backfill", e.args()...)
+	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
+	p := e.startSync(t, "--catalogue-poll", "500ms")
+	e.waitStreaming(ctx, t)
+	stopWorkload := startWorkload(ctx, t, e, 30, 61)
+	waitApplied(ctx, t, ctl, e.slot, 30)
+
+	var gone []int64 // payment_ids of the partitions that leave
+	conn, err := extract.Connect(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, `SELECT payment_id FROM payment_p2022_01 UNION ALL SELECT payment_id FROM payment_p2022_02
+		UNION ALL SELECT payment_id FROM payment_p2022_03 ORDER BY 1 LIMIT 5`)
+	if err == nil {
+		gone, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	conn.Close(ctx)
+	if err != nil || len(gone) == 0 {
+		t.Fatalf("payments of the first partitions: %v %v", gone, err)
+	}
+	e.exec(ctx, t,
+		// A filled table, unpublished until it becomes a partition.
+		`CREATE TABLE payment_p2021_12 (LIKE payment INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
+		`INSERT INTO payment_p2021_12 (customer_id, staff_id, rental_id, amount, payment_date)
+			SELECT customer_id, staff_id, rental_id, amount + 100, payment_date - interval '2 months'
+			FROM payment WHERE payment_date >= '2022-02-01' AND payment_date < '2022-02-03'`,
+		`ALTER TABLE payment DETACH PARTITION payment_p2022_01`,
+		`DROP TABLE payment_p2022_02`,
+		`TRUNCATE payment_p2022_03`,
+		`ALTER TABLE payment ATTACH PARTITION payment_p2021_12 FOR VALUES FROM ('2021-12-01') TO ('2022-01-01')`,
+	)
+	changes := waitSchemaRefills(ctx, t, ctl, e.slot, func(d string) bool {
+		for _, want := range []string{"partition public.payment_p2022_01 detached or dropped", "partition public.payment_p2022_02 detached or dropped",
+			"partition public.payment_p2022_03 truncated", "partition public.payment_p2021_12 added with rows"} {
+			if !strings.Contains(d, want) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range changes {
+		t.Logf("schema change of %s at %s: %s (refill %s)", c.Table, c.LSN, c.Describe(), c.Refill)
+	}
+	stopWorkload()
+	e.checkSynced(ctx, t)
+
+	// The values: the rows that left have no item; an attached row's item
+	// carries its amount.
+	ddb := e.st.DynamoClient()
+	for _, id := range gone {
+		out, err := ddb.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("PAYMENT#%d", id)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Items) != 0 {
+			t.Errorf("payment %d left the table with its partition, its item is still there", id)
+		}
+	}
+	var id int64
+	var amount float64
+	conn, err = extract.Connect(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.QueryRow(ctx, `SELECT payment_id, amount::float8 FROM payment WHERE payment_date < '2022-01-01' ORDER BY payment_id LIMIT 1`).Scan(&id, &amount)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ddb.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("PAYMENT#%d", id)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Items) != 1 {
+		t.Fatalf("attached payment %d: %d items", id, len(out.Items))
+	}
+	if got, _ := out.Items[0]["amount"].(*types.AttributeValueMemberN); got == nil || got.Value != strconv.FormatFloat(amount, 'f', -1, 64) {
+		t.Errorf("attached payment %d: amount %v, want %v", id, out.Items[0]["amount"], amount)
+	}
+	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--stream")
+	p.stop(t)
+}
+
+// The changes sync must not follow on its own, under the workload: a column
+// added to a table whose policy is `stop`, then a type change of a column
+// that a GSI key template uses. Each time sync stops (exit 1) before
+// acknowledging the change, naming the table, the change and the way
+// forward; started again — with the policy edited to follow, or as is after
+// the key change, whose items' keys do not change — it follows from exactly
+// there, and the end state is exact.
+func TestSchemaStopsAndResumes(t *testing.T) {
+	t.Parallel()
+	e := newBackfillEnv(t)
+	ctx := t.Context()
+	data, err := os.ReadFile(e.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// follow keeps staff's dropped columns; stop also stops at customer's changes.
+	follow, stop := filepath.Join(t.TempDir(), "follow.yaml"), filepath.Join(t.TempDir(), "stop.yaml")
+	text := strings.Replace(string(data), "\n  - source: staff\n", "\n  - source: staff\n    keep_dropped: true\n", 1)
+	if err := os.WriteFile(follow, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text = strings.Replace(text, "\n  - source: customer\n", "\n  - source: customer\n    on_schema_change: stop\n", 1)
+	if err := os.WriteFile(stop, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(text, "keep_dropped: true")+strings.Count(text, "on_schema_change: stop") != 2 {
+		t.Fatal("mapping: no staff or customer entry")
+	}
+	e.mapping = stop
+	dropViews(ctx, t, e)
+	tmFerry(ctx, t, 0, "backfill", e.args()...)
+	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
+	stopWorkload := startWorkload(ctx, t, e, 20, 67)
+
+	stopped := func(p *syncChild, want ...string) {
+		t.Helper()
+		if code := p.wait(t, 3*time.Minute); code != 1 {
+			t.Fatalf("sync exit %d at the schema change, want 1\n%s\n%s", code, p.out.String(), p.err.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(p.err.String(), w) {
+				t.Errorf("sync's error does not say %q:\n%s", w, p.err.String())
+			}
+		}
+	}
+	p := e.startSyncChild(t, e.db)
+	p.caughtUp(ctx, t, e)
+	e.exec(ctx, t, `ALTER TABLE customer ADD COLUMN loyalty integer NOT NULL DEFAULT 3`,
+		`UPDATE customer SET loyalty = 7, first_name = 'STOPPED' WHERE customer_id = 5`)
+	stopped(p, "table public.customer changed at", "added column loyalty (integer)", "the table's on_schema_change is stop", "start sync again")
+	status := tmFerry(ctx, t, 0, "status", "status", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--counts=false")
+	if !strings.Contains(status, "1 stopped at") {
+		t.Errorf("status does not show the stop:\n%s", status)
+	}
+
+	// Edited to follow: sync takes the change up from there.
+	e.mapping = follow
+	p = e.startSyncChild(t, e.db)
+	waitSchemaRefills(ctx, t, ctl, e.slot, func(d string) bool { return strings.Contains(d, "added column loyalty (integer)") })
+	p.caughtUp(ctx, t, e)
+
+	// A GSI key's column (gsi2pk is STORE#{store_id}): always a stop.
+	e.exec(ctx, t, `ALTER TABLE customer ALTER COLUMN store_id TYPE bigint`,
+		`UPDATE customer SET loyalty = 9 WHERE customer_id = 6`)
+	stopped(p, "changed the type of store_id from integer to bigint", "store_id, which the mapping's keys use", "new target table")
+	// The keys' text does not change with the type: started again as is,
+	// sync follows the change it stopped at.
+	p = e.startSyncChild(t, e.db)
+	waitSchemaRefills(ctx, t, ctl, e.slot, func(d string) bool { return strings.Contains(d, "changed the type of store_id") })
+	stopWorkload()
+	p.caughtUp(ctx, t, e)
+	e.checkExact(ctx, t, 0)
+	e.checkStream(ctx, t)
+
+	item, err := e.st.DynamoClient().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "CUSTOMER#5"}, "sk": &types.AttributeValueMemberS{Value: "PROFILE"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := item.Item["loyalty"].(*types.AttributeValueMemberN); l == nil || l.Value != "7" {
+		t.Errorf("customer 5 loyalty %v, want 7 (the change sync stopped at)", item.Item["loyalty"])
+	}
+
+	// keep_dropped: a dropped column's attribute stays on the items written
+	// before the drop (no re-read); an item written after it lacks it; verify
+	// does not compare it.
+	e.exec(ctx, t, `ALTER TABLE staff DROP COLUMN email`, `UPDATE staff SET first_name = 'KEPT' WHERE staff_id = 1`)
+	changes := waitSchemaRefills(ctx, t, ctl, e.slot, func(d string) bool { return strings.Contains(d, "the items keep email (keep_dropped)") })
+	p.caughtUp(ctx, t, e)
+	staff := func(id string) map[string]types.AttributeValue {
+		t.Helper()
+		out, err := e.st.DynamoClient().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "STAFF#" + id}, "sk": &types.AttributeValueMemberS{Value: "STAFF"}}})
+		if err != nil || out.Item == nil {
+			t.Fatalf("staff %s: %v", id, err)
+		}
+		return out.Item
+	}
+	if _, ok := staff("1")["email"]; ok {
+		t.Error("staff 1, written after the drop, still has email")
+	}
+	if em, _ := staff("2")["email"].(*types.AttributeValueMemberS); em == nil || em.Value != "Jon.Stephens@sakilastaff.com" {
+		t.Errorf("staff 2 email %v: keep_dropped should keep it", staff("2")["email"])
+	}
+	for _, c := range changes {
+		if c.Action != "followed" {
+			t.Errorf("%s at %s: %s, want followed after the restart", c.Table, c.LSN, c.Action)
+		}
+	}
+	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--stream")
 	p.stop(t)
 }

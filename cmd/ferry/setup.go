@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"log/slog"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,11 +38,30 @@ func loadPlan(ctx context.Context, source, mappingPath string) (*compiled, error
 	if err != nil {
 		return nil, err
 	}
+	m, err = expandPatterns(m, tables)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("mapping %s:\n%w", mappingPath, err)}
+	}
 	plan, err := transform.Compile(m, tables)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("mapping %s does not fit the source database:\n%w", mappingPath, err)}
 	}
 	return &compiled{mapping: m, tables: tables, plan: plan}, nil
+}
+
+// expandPatterns writes out the mapping's pattern entries for the source's
+// tables ("public.*": one entry per table it maps); a matching table
+// without a primary key cannot be mapped and is named in a warning.
+func expandPatterns(m *mappings.Mapping, tables map[string]*extract.Table) (*mappings.Mapping, error) {
+	pks := make(map[string][]string, len(tables))
+	for n, t := range tables {
+		pks[n] = t.PKNames()
+	}
+	out, noKey, err := m.Expand(pks)
+	for _, n := range noKey {
+		slog.Warn("a table matches a pattern entry of the mapping but has no primary key: not migrated", "table", n)
+	}
+	return out, err
 }
 
 func readCatalog(ctx context.Context, source string) (map[string]*extract.Table, error) {

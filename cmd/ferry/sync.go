@@ -38,6 +38,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
 	chunkRows := fs.Int("snapshot-chunk-rows", 0, "rows per chunk of an online snapshot (`ferry snapshot`; 0: 250): each chunk is applied with the stream's batch, so this bounds the lag a snapshot adds")
 	snapRate := fs.Float64("snapshot-rate", 0, "most rows per second an online snapshot reads (0: one chunk at a time, as fast as they apply)")
+	cataloguePoll := fs.Duration("catalogue-poll", 30*time.Second, "interval at which sync reads the catalogue for what the log does not carry: DETACH/DROP/TRUNCATE/ATTACH of a partition of a mapped table, and new tables that a pattern entry of the mapping maps; 0 disables")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +47,9 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := bf.validate(); err != nil {
 		return err
+	}
+	if *cataloguePoll < 0 {
+		return usagef("--catalogue-poll must be 0 (off) or positive, not %s", *cataloguePoll)
 	}
 	policy := pipeline.TruncatePolicy(*truncate)
 	if policy != pipeline.TruncateApply && policy != pipeline.TruncateSkip && policy != pipeline.TruncateFail {
@@ -92,15 +96,33 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	if hb == 0 {
 		hb = -1
 	}
-	sl := newStatusLine(stdout)
-	err = pipeline.Sync(ctx, pipeline.SyncConfig{
-		SourceURL: cf.source, Slot: cf.slot, Publication: cf.publication, Plan: c.plan,
-		Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
-		BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
-		Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
-		OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
-	})
-	sl.done()
+	for {
+		sl := newStatusLine(stdout)
+		err = pipeline.Sync(ctx, pipeline.SyncConfig{
+			SourceURL: cf.source, Slot: cf.slot, Publication: cf.publication, Plan: c.plan,
+			Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
+			BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
+			Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
+			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
+			CataloguePoll: *cataloguePoll,
+		})
+		sl.done()
+		var created *pipeline.TablesCreatedError
+		if !errors.As(err, &created) || ctx.Err() != nil {
+			break
+		}
+		// Tables a pattern entry maps were created: compile the plan with
+		// them and start again (sync adds them to the publication and
+		// snapshots them online).
+		fmt.Fprintf(stdout, "New tables that the mapping's patterns map: %s; adding them to the migration.\n", strings.Join(created.Tables, ", "))
+		if c, err = loadPlan(ctx, cf.source, cf.mapping); err != nil {
+			return err
+		}
+		if t, err = setupTargets(ctx, cf, c.plan, bf.shards); err != nil {
+			return err
+		}
+		dynamo, kin = t.dynamo(bf.writers), t.kinesis()
+	}
 	if deadLetter != nil && deadLetter.Count() > 0 {
 		fmt.Fprintf(stdout, "%d changes skipped (--on-error=skip), written to the dead-letter file %s\n", deadLetter.Count(), deadLetter.Path)
 	}

@@ -102,6 +102,22 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			return cp.LSN, ok, err
 		},
+		Refilling: func(ctx context.Context) (map[string]string, error) {
+			pending, _, err := pipeline.SnapshotRecords(ctx, ctl, *slot)
+			var rnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) {
+				return nil, nil
+			}
+			return pipeline.SchemaRefills(pending), err
+		},
+	}
+	if *slot != "" {
+		changes, err := pipeline.SchemaChanges(ctx, ctl, *slot)
+		var rnf *types.ResourceNotFoundException
+		if err != nil && !errors.As(err, &rnf) {
+			return usageError{fmt.Errorf("verify could not read the schema changes: %w", err)}
+		}
+		cfg.KeptAttributes = pipeline.KeptAttributes(changes)
 	}
 	rep, err := verify.Run(ctx, cfg)
 	if err != nil {

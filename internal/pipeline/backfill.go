@@ -153,6 +153,13 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	}
 	defer snap.Close(context.Background())
 	log.Info("snapshot exported", "slot", cfg.Slot, "slot_lsn", res.SlotLSN, "read_lsn", res.ReadLSN, "resumed", res.Resumed)
+	if cfg.Control != nil {
+		// The partitions as the copy sees them: sync compares later sets
+		// with these (a resumed copy keeps the first run's).
+		if err := recordPartitions(ctx, cfg.SourceURL, cfg.Control, cfg.Slot, cfg.Plan, !res.Resumed); err != nil {
+			return nil, err
+		}
+	}
 
 	conns := make([]*extract.SnapshotConn, cfg.Workers)
 	defer func() {

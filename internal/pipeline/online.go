@@ -129,6 +129,23 @@ func SnapshotRecords(ctx context.Context, ctl *load.ControlStore, slot string) (
 	return reqs, done, nil
 }
 
+// SchemaRefills returns the tables that pending requests queued by schema
+// changes re-read, each with the (oldest) request's id.
+func SchemaRefills(pending []SnapshotRequest) map[string]string {
+	out := map[string]string{}
+	for _, r := range pending {
+		if r.Origin != OriginSchema {
+			continue
+		}
+		for _, t := range r.Tables {
+			if _, ok := out[t]; !ok {
+				out[t] = r.ID
+			}
+		}
+	}
+	return out
+}
+
 // NewSnapshotID returns a request id that sorts by creation time.
 func NewSnapshotID(now time.Time) string {
 	return now.UTC().Format("20060102T150405.000000000Z")

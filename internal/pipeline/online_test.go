@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +211,55 @@ func TestRemainingRanges(t *testing.T) {
 			}
 			if got := strings.Join(parts, " "); got != tc.want {
 				t.Errorf("ranges %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSchemaRefills(t *testing.T) {
+	pending := []SnapshotRequest{
+		{ID: "1", Tables: []string{"public.a"}, Origin: OriginVerify},
+		{ID: "2", Tables: []string{"public.b"}, Origin: OriginSchema},
+		{ID: "3", Tables: []string{"public.b", "public.c"}, Origin: OriginSchema},
+		{ID: "4", Tables: []string{"public.d"}, Origin: OriginSnapshot},
+	}
+	got := SchemaRefills(pending)
+	want := map[string]string{"public.b": "2", "public.c": "3"}
+	if !maps.Equal(got, want) {
+		t.Errorf("SchemaRefills = %v, want %v", got, want)
+	}
+}
+
+func TestKeptAttributes(t *testing.T) {
+	cols := func(names ...string) []SchemaColumn {
+		var out []SchemaColumn
+		for _, n := range names {
+			out = append(out, SchemaColumn{Name: n})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		changes []SchemaChange
+		want    map[string][]string
+	}{
+		{"none", nil, map[string][]string{}},
+		{"dropped and kept", []SchemaChange{{Table: "public.a", Action: "followed", Dropped: []string{"x"}, Kept: []string{"x"}, Columns: cols("id")}},
+			map[string][]string{"public.a": {"x"}}},
+		{"dropped and re-read", []SchemaChange{{Table: "public.a", Action: "followed", Dropped: []string{"x"}, Refill: "r1", Columns: cols("id")}},
+			map[string][]string{}},
+		{"a stop keeps nothing", []SchemaChange{{Table: "public.a", Action: "stopped", Dropped: []string{"x"}, Kept: []string{"x"}, Columns: cols("id")}},
+			map[string][]string{}},
+		{"added again later: compared again", []SchemaChange{
+			{Table: "public.a", Action: "followed", Kept: []string{"x"}, Columns: cols("id")},
+			{Table: "public.b", Action: "followed", Kept: []string{"y"}, Columns: cols("id")},
+			{Table: "public.a", Action: "followed", Added: []SchemaColumn{{Name: "x"}}, Refill: "r2", Columns: cols("id", "x")},
+		}, map[string][]string{"public.b": {"y"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := KeptAttributes(tc.changes)
+			if !maps.EqualFunc(got, tc.want, slices.Equal) {
+				t.Errorf("KeptAttributes = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -52,6 +52,12 @@ type SchemaChange struct {
 	Retyped []SchemaRetype `json:"retyped,omitempty"`
 	// KeyChanged: the primary key's columns changed.
 	KeyChanged bool `json:"key_changed,omitempty"`
+	// Partitions describes a change of the table's partitions (detached,
+	// dropped, truncated, attached: see partitions.go).
+	Partitions []string `json:"partitions,omitempty"`
+	// Kept are dropped columns whose attributes the items keep
+	// (keep_dropped: the table is not re-read for the drop).
+	Kept []string `json:"kept,omitempty"`
 	// Columns is the table's definition after the change.
 	Columns []SchemaColumn `json:"columns"`
 	Action  string         `json:"action"` // "followed" or "stopped"
@@ -83,6 +89,38 @@ func (c *SchemaChange) Empty() bool {
 	return len(c.Added)+len(c.Dropped)+len(c.Renamed)+len(c.Retyped) == 0 && !c.KeyChanged
 }
 
+// dropOnly reports whether the change only drops columns.
+func (c *SchemaChange) dropOnly() bool {
+	return len(c.Dropped) > 0 && len(c.Added)+len(c.Renamed)+len(c.Retyped) == 0 && !c.KeyChanged
+}
+
+// KeptAttributes returns, per table, the dropped columns whose attributes
+// the items keep (keep_dropped) and that the table has not since regained.
+func KeptAttributes(changes []SchemaChange) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range changes { // oldest first
+		if c.Action != "followed" {
+			continue
+		}
+		now := map[string]bool{}
+		for _, col := range c.Columns {
+			now[col.Name] = true
+		}
+		kept := slices.DeleteFunc(slices.Clone(out[c.Table]), func(a string) bool { return now[a] })
+		for _, k := range c.Kept {
+			if !slices.Contains(kept, k) {
+				kept = append(kept, k)
+			}
+		}
+		if len(kept) > 0 {
+			out[c.Table] = kept
+		} else {
+			delete(out, c.Table)
+		}
+	}
+	return out
+}
+
 // Describe is the change in words, e.g. "added nickname (text); renamed a to b".
 func (c *SchemaChange) Describe() string {
 	var parts []string
@@ -100,6 +138,10 @@ func (c *SchemaChange) Describe() string {
 	}
 	if c.KeyChanged {
 		parts = append(parts, "changed the primary key")
+	}
+	parts = append(parts, c.Partitions...)
+	if len(c.Kept) > 0 {
+		parts = append(parts, "the items keep "+strings.Join(c.Kept, ", ")+" (keep_dropped)")
 	}
 	return strings.Join(parts, "; ")
 }
@@ -242,8 +284,15 @@ func (s *syncer) loadSchemaState(ctx context.Context) error {
 		return fmt.Errorf("read schema records: %w", err)
 	}
 	st.known, st.stopped = map[string][]string{}, map[string]string{}
+	applied := map[string]*extract.Table{}
 	for sk, v := range all {
 		switch {
+		case strings.HasPrefix(sk, "applied#"):
+			var t extract.Table
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("schema record %s: %w", sk, err)
+			}
+			applied[strings.TrimPrefix(sk, "applied#")] = &t
 		case strings.HasPrefix(sk, "known#"):
 			var sigs []string
 			if err := json.Unmarshal(v, &sigs); err != nil {
@@ -255,11 +304,60 @@ func (s *syncer) loadSchemaState(ctx context.Context) error {
 		}
 	}
 	for name, tp := range s.tables {
-		if err := s.knowSchema(ctx, name, schemaSignature(tp.Source)); err != nil {
+		if err := s.startFrom(ctx, name, tp, applied[name]); err != nil {
+			return err
+		}
+		if err := s.knowSchema(ctx, name, schemaSignature(s.tables[name].Source)); err != nil {
 			return err
 		}
 	}
 	st.loaded = true
+	return nil
+}
+
+// startFrom chooses the definition a table's plan starts from: the one sync
+// last applied (recorded), not the catalogue's, which may be ahead of the
+// stream — a change sync stopped at, or DDL while it was down. Compiled
+// against the applied definition, the plan meets the change in the stream
+// as a change (followed, re-read, recorded), instead of taking it up
+// silently. When the (edited) mapping does not compile against the applied
+// definition, the catalogue's plan is used and the table is re-read online,
+// which makes its items exact whatever the stream still holds.
+func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.TablePlan, applied *extract.Table) error {
+	if applied == nil {
+		return s.recordApplied(ctx, name, tp.Source)
+	}
+	if schemaSignature(applied) == schemaSignature(tp.Source) {
+		return nil
+	}
+	mt := s.cfg.Plan.Mapping.Table(name)
+	if mt != nil {
+		ntp, err := transform.CompileTable(mt, map[string]*extract.Table{name: applied})
+		if err == nil {
+			s.tables[name] = ntp
+			s.log.Info("sync starts from the table's definition it last applied; the catalogue has moved on since, and the stream announces the change",
+				"table", name)
+			return nil
+		}
+		s.log.Warn("the mapping does not compile against the definition sync last applied; starting from the catalogue's and re-reading the table online",
+			"table", name, "err", err)
+	}
+	req := SnapshotRequest{ID: NewSnapshotID(time.Now()), Tables: []string{name}, Created: time.Now().UTC(), Origin: OriginSchema}
+	if err := SaveSnapshotRequest(ctx, s.cfg.Control, s.cfg.Slot, req); err != nil {
+		return err
+	}
+	return s.recordApplied(ctx, name, tp.Source)
+}
+
+// recordApplied records the definition sync applies a table's changes with.
+func (s *syncer) recordApplied(ctx context.Context, name string, t *extract.Table) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("record the definition of %s: %w", name, err)
+	}
+	if err := s.cfg.Control.Put(ctx, schemaID(s.cfg.Slot), "applied#"+name, b); err != nil {
+		return fmt.Errorf("record the definition of %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -376,17 +474,27 @@ func (s *syncer) onRelation(ctx context.Context, b *syncBatch, rc *extract.Relat
 	if err != nil {
 		return err
 	}
-	// The refill first: once it is stored, the change may be taken up
-	// silently after a crash.
-	req := SnapshotRequest{ID: NewSnapshotID(time.Now()), Tables: []string{name}, Created: time.Now().UTC(), Origin: OriginSchema}
-	if err := SaveSnapshotRequest(ctx, s.cfg.Control, s.cfg.Slot, req); err != nil {
-		return err
+	change.Action = "followed"
+	if change.dropOnly() && mt.KeepDropped {
+		// keep_dropped: the items keep the dropped columns' attributes (an
+		// item written after the drop is written whole, without them).
+		change.Kept = change.Dropped
+	} else {
+		// The refill first: once it is stored, the change may be taken up
+		// silently after a crash.
+		req := SnapshotRequest{ID: NewSnapshotID(time.Now()), Tables: []string{name}, Created: time.Now().UTC(), Origin: OriginSchema}
+		if err := SaveSnapshotRequest(ctx, s.cfg.Control, s.cfg.Slot, req); err != nil {
+			return err
+		}
+		change.Refill = req.ID
 	}
-	change.Action, change.Refill = "followed", req.ID
 	if err := s.recordSchemaChange(ctx, change); err != nil {
 		return err
 	}
 	if err := s.knowSchema(ctx, name, sig); err != nil {
+		return err
+	}
+	if err := s.recordApplied(ctx, name, nt); err != nil {
 		return err
 	}
 	if acked {
@@ -402,14 +510,16 @@ func (s *syncer) onRelation(ctx context.Context, b *syncBatch, rc *extract.Relat
 	s.mu.Lock()
 	s.status.SchemaChanges++
 	s.mu.Unlock()
-	s.log.Info("schema change followed: the table is re-read online", "table", name, "lsn", lsn, "change", change.Describe(), "refill", req.ID)
+	s.log.Info("schema change followed", "table", name, "lsn", lsn, "change", change.Describe(), "refill", change.Refill)
 	return nil
 }
 
 // switchPlan replaces a table's plan; a chunk of the table read with the old
 // definition is dropped (it is read again with the new one).
 func (s *syncer) switchPlan(name string, old, ntp *transform.TablePlan) {
+	s.mu.Lock() // the partition watcher reads s.tables
 	s.tables[name] = ntp
+	s.mu.Unlock()
 	if s.online.win != nil && s.online.win.tp == old {
 		s.online.win = nil
 	}
@@ -450,7 +560,7 @@ func (s *syncer) publishSchemaChange(ctx context.Context, c *SchemaChange, t *ex
 	data, _ := json.Marshal(ev)
 	var recs []load.Record
 	seen := map[string]bool{}
-	for _, tp := range s.tables {
+	for _, tp := range s.cfg.Plan.Tables { // streams do not change (the apply loop owns s.tables)
 		if tp.Stream != "" && !seen[tp.Stream] {
 			seen[tp.Stream] = true
 			recs = append(recs, load.Record{Stream: tp.Stream, PartitionKey: "schema:" + c.Table, Data: data})

@@ -85,7 +85,10 @@ type SyncConfig struct {
 	SnapshotRate float64
 	// SnapshotPoll is how often sync looks for snapshot requests (default 2 s).
 	SnapshotPoll time.Duration
-	Logger       *slog.Logger
+	// CataloguePoll is how often sync reads the partitions of mapped
+	// partitioned tables (see partitions.go; 0: never).
+	CataloguePoll time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *SyncConfig) defaults() {
@@ -196,6 +199,9 @@ type syncer struct {
 	online    onlineState
 	snapReqs  chan []SnapshotRequest
 	schema    schemaState
+	// noKeyWarned: tables a pattern matches without a primary key, named
+	// once (the catalogue watcher's).
+	noKeyWarned map[string]bool
 
 	mu        sync.Mutex
 	status    SyncStatus
@@ -206,7 +212,7 @@ type syncer struct {
 }
 
 func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
-	s := &syncer{cfg: cfg, log: cfg.Logger, tables: map[string]*transform.TablePlan{}}
+	s := &syncer{cfg: cfg, log: cfg.Logger, tables: map[string]*transform.TablePlan{}, noKeyWarned: map[string]bool{}}
 	for _, tp := range cfg.Plan.Tables {
 		s.tables[tp.Source.QualifiedName()] = tp
 		if cols := tp.KeyColumnsOutsidePK(); len(cols) > 0 && tp.Source.ReplicaIdentity != 'f' {
@@ -231,6 +237,11 @@ func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
 	s.cp = cp
 	s.intent = cp.Intent
 	s.status.Acked = cp.LSN
+	// Before the stream starts: the plans start from the definitions sync
+	// last applied (see startFrom).
+	if err := s.loadSchemaState(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -366,6 +377,7 @@ func (s *syncer) session(ctx context.Context, first bool) error {
 	g.Go(func() error { return s.monitor(gctx, conn) })
 	s.snapReqs = make(chan []SnapshotRequest, 1)
 	g.Go(func() error { return s.pollSnapshotRequests(gctx, s.snapReqs, s.cfg.SnapshotPoll) })
+	g.Go(func() error { return s.watchPartitions(gctx, s.cfg.CataloguePoll) })
 	g.Go(func() error {
 		err := s.apply(gctx, events)
 		cancelRun() // stop the reader and monitor once the applier is done
