@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,6 +64,36 @@ func waitSchemaRefills(ctx context.Context, t *testing.T, ctl *load.ControlStore
 	}
 	t.Fatalf("sync did not follow and refill the schema changes within 5 minutes; recorded:\n%s", strings.Join(last, "\n"))
 	return nil
+}
+
+// item reads an item of the environment's target (strongly consistent); a
+// missing item fails the test.
+func (e *backfillEnv) item(ctx context.Context, t *testing.T, pk, sk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := e.st.DynamoClient().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}})
+	if err != nil || out.Item == nil {
+		t.Fatalf("item %s/%s: %v", pk, sk, err)
+	}
+	return out.Item
+}
+
+// itemsOf returns the items of one partition key of the target.
+func (e *backfillEnv) itemsOf(ctx context.Context, t *testing.T, pk string) []map[string]types.AttributeValue {
+	t.Helper()
+	out, err := e.st.DynamoClient().Query(ctx, &dynamodb.QueryInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Items
+}
+
+// verifyStream runs ferry verify --stream and expects exit 0.
+func (e *backfillEnv) verifyStream(ctx context.Context, t *testing.T) {
+	t.Helper()
+	e.verifyStream(ctx, t)
 }
 
 // dropViews drops Pagila's views (in the test's own copy of the database):
@@ -140,16 +171,7 @@ func TestSchemaChangesFollowed(t *testing.T) {
 	e.checkSynced(ctx, t)
 
 	// The values written after the DDL, not only the counts.
-	ddb := e.st.DynamoClient()
-	item := func(pk, sk string) map[string]types.AttributeValue {
-		t.Helper()
-		out, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
-			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}})
-		if err != nil || out.Item == nil {
-			t.Fatalf("item %s/%s: %v", pk, sk, err)
-		}
-		return out.Item
-	}
+	item := func(pk, sk string) map[string]types.AttributeValue { return e.item(ctx, t, pk, sk) }
 	c4 := item("CUSTOMER#4", "PROFILE")
 	if _, ok := c4["joined"].(*types.AttributeValueMemberS); !ok {
 		t.Errorf("customer 4 has no joined (the NOT NULL column with a volatile default): %v", c4["joined"])
@@ -191,8 +213,7 @@ func TestSchemaChangesFollowed(t *testing.T) {
 	if !aliasSeen {
 		t.Error("no update event of customer 7 carries alias = a7 (the renamed column's value)")
 	}
-	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
-		"--control-table", e.control, "--stream")
+	e.verifyStream(ctx, t)
 	status := tmFerry(ctx, t, 0, "status", "status", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
 		"--control-table", e.control, "--counts=false")
 	if !strings.Contains(status, fmt.Sprintf("schema changes: %d followed, 0 stopped at", len(changes))) {
@@ -205,18 +226,38 @@ func TestSchemaChangesFollowed(t *testing.T) {
 // workload, none of it in the log: a partition detached, one dropped, one
 // truncated, and a filled table attached. Sync sees them in the catalogue,
 // deletes the items whose rows left (in stream order, `d` events on the
-// stream) and re-reads the attached rows; afterwards DynamoDB and the folded
-// stream equal the source and verify --stream exits 0.
+// stream) and re-reads the attached rows. And a table is created that a
+// pattern entry of the mapping ("public.*") maps: sync adds it to the
+// migration online. Afterwards DynamoDB and the folded stream equal the
+// source and verify --stream exits 0.
 func TestPartitionChangesFollowed(t *testing.T) {
 	t.Parallel()
 	e := newBackfillEnv(t)
 	ctx := t.Context()
+	data, err := os.ReadFile(e.mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mapping = filepath.Join(t.TempDir(), "pattern.yaml")
+	pattern := fmt.Sprintf(`  - source: "public.*"
+    target: %s
+    exclude: [payment_*]
+    partition_key: {name: pk, template: "{_table}#{_pk}"}
+    sort_key: {name: sk, template: "{_table}"}
+`, e.target)
+	if err := os.WriteFile(e.mapping, append(data, pattern...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tmFerry(ctx, t, 0, "backfill", e.args()...)
 	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
 	p := e.startSync(t, "--catalogue-poll", "500ms")
 	e.waitStreaming(ctx, t)
 	stopWorkload := startWorkload(ctx, t, e, 30, 61)
 	waitApplied(ctx, t, ctl, e.slot, 30)
+
+	// A new table the pattern maps, filled before sync sees it.
+	e.exec(ctx, t, `CREATE TABLE review (review_id serial PRIMARY KEY, film_id integer NOT NULL, body text)`,
+		`INSERT INTO review (film_id, body) SELECT film_id, 'seen ' || film_id FROM film WHERE film_id <= 30`)
 
 	var gone []int64 // payment_ids of the partitions that leave
 	conn, err := extract.Connect(ctx, e.db)
@@ -255,20 +296,24 @@ func TestPartitionChangesFollowed(t *testing.T) {
 	for _, c := range changes {
 		t.Logf("schema change of %s at %s: %s (refill %s)", c.Table, c.LSN, c.Describe(), c.Refill)
 	}
+	// The new table: added and snapshotted online (origin sync), then its
+	// changes come through the log.
+	snap, _ := waitSnapshotOf(ctx, t, ctl, e.slot, pipeline.OriginSync)
+	if !slices.Equal(snap.Tables, []string{"public.review"}) {
+		t.Errorf("the snapshot of the new table read %v, want public.review", snap.Tables)
+	}
+	e.exec(ctx, t, `INSERT INTO review (film_id, body) SELECT film_id, 'later ' || film_id FROM film WHERE film_id BETWEEN 31 AND 35`,
+		`UPDATE review SET body = 'changed' WHERE review_id = 2`, `DELETE FROM review WHERE review_id = 3`)
 	stopWorkload()
 	e.checkSynced(ctx, t)
+	if b, _ := e.item(ctx, t, "review#2", "review")["body"].(*types.AttributeValueMemberS); b == nil || b.Value != "changed" {
+		t.Errorf("review 2: body %v, want the update after the table was added", b)
+	}
 
 	// The values: the rows that left have no item; an attached row's item
 	// carries its amount.
-	ddb := e.st.DynamoClient()
 	for _, id := range gone {
-		out, err := ddb.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
-			KeyConditionExpression:    aws.String("pk = :pk"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("PAYMENT#%d", id)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Items) != 0 {
+		if len(e.itemsOf(ctx, t, fmt.Sprintf("PAYMENT#%d", id))) != 0 {
 			t.Errorf("payment %d left the table with its partition, its item is still there", id)
 		}
 	}
@@ -283,20 +328,14 @@ func TestPartitionChangesFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := ddb.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("PAYMENT#%d", id)}}})
-	if err != nil {
-		t.Fatal(err)
+	attached := e.itemsOf(ctx, t, fmt.Sprintf("PAYMENT#%d", id))
+	if len(attached) != 1 {
+		t.Fatalf("attached payment %d: %d items", id, len(attached))
 	}
-	if len(out.Items) != 1 {
-		t.Fatalf("attached payment %d: %d items", id, len(out.Items))
+	if got, _ := attached[0]["amount"].(*types.AttributeValueMemberN); got == nil || got.Value != strconv.FormatFloat(amount, 'f', -1, 64) {
+		t.Errorf("attached payment %d: amount %v, want %v", id, attached[0]["amount"], amount)
 	}
-	if got, _ := out.Items[0]["amount"].(*types.AttributeValueMemberN); got == nil || got.Value != strconv.FormatFloat(amount, 'f', -1, 64) {
-		t.Errorf("attached payment %d: amount %v, want %v", id, out.Items[0]["amount"], amount)
-	}
-	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
-		"--control-table", e.control, "--stream")
+	e.verifyStream(ctx, t)
 	p.stop(t)
 }
 
@@ -375,13 +414,8 @@ func TestSchemaStopsAndResumes(t *testing.T) {
 	e.checkExact(ctx, t, 0)
 	e.checkStream(ctx, t)
 
-	item, err := e.st.DynamoClient().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "CUSTOMER#5"}, "sk": &types.AttributeValueMemberS{Value: "PROFILE"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := item.Item["loyalty"].(*types.AttributeValueMemberN); l == nil || l.Value != "7" {
-		t.Errorf("customer 5 loyalty %v, want 7 (the change sync stopped at)", item.Item["loyalty"])
+	if l, _ := e.item(ctx, t, "CUSTOMER#5", "PROFILE")["loyalty"].(*types.AttributeValueMemberN); l == nil || l.Value != "7" {
+		t.Errorf("customer 5 loyalty %v, want 7 (the change sync stopped at)", l)
 	}
 
 	// keep_dropped: a dropped column's attribute stays on the items written
@@ -390,15 +424,7 @@ func TestSchemaStopsAndResumes(t *testing.T) {
 	e.exec(ctx, t, `ALTER TABLE staff DROP COLUMN email`, `UPDATE staff SET first_name = 'KEPT' WHERE staff_id = 1`)
 	changes := waitSchemaRefills(ctx, t, ctl, e.slot, func(d string) bool { return strings.Contains(d, "the items keep email (keep_dropped)") })
 	p.caughtUp(ctx, t, e)
-	staff := func(id string) map[string]types.AttributeValue {
-		t.Helper()
-		out, err := e.st.DynamoClient().GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.target), ConsistentRead: aws.Bool(true),
-			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "STAFF#" + id}, "sk": &types.AttributeValueMemberS{Value: "STAFF"}}})
-		if err != nil || out.Item == nil {
-			t.Fatalf("staff %s: %v", id, err)
-		}
-		return out.Item
-	}
+	staff := func(id string) map[string]types.AttributeValue { return e.item(ctx, t, "STAFF#"+id, "STAFF") }
 	if _, ok := staff("1")["email"]; ok {
 		t.Error("staff 1, written after the drop, still has email")
 	}
@@ -410,7 +436,6 @@ func TestSchemaStopsAndResumes(t *testing.T) {
 			t.Errorf("%s at %s: %s, want followed after the restart", c.Table, c.LSN, c.Action)
 		}
 	}
-	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
-		"--control-table", e.control, "--stream")
+	e.verifyStream(ctx, t)
 	p.stop(t)
 }
