@@ -323,8 +323,9 @@ func itemPrimaryKey(tp *transform.TablePlan, it map[string]types.AttributeValue)
 }
 
 // recordPartitions records the partitions of the plan's partitioned tables
-// for the slot (replacing what is recorded when replace is set, else only
-// where nothing is).
+// for the slot (replacing what is recorded when replace is set — a new copy
+// — else only where nothing is). A new copy also clears the definitions an
+// earlier run applied.
 func recordPartitions(ctx context.Context, url string, ctl *load.ControlStore, slot string, plan *transform.Plan, replace bool) error {
 	conn, err := extract.Connect(ctx, url)
 	if err != nil {
@@ -334,6 +335,17 @@ func recordPartitions(ctx context.Context, url string, ctl *load.ControlStore, s
 	recs, err := ctl.List(ctx, schemaID(slot))
 	if err != nil {
 		return fmt.Errorf("read partition records: %w", err)
+	}
+	if replace {
+		// A new copy reads the catalogue as it is now: the definitions an
+		// earlier run of the slot applied (or stopped at) are void.
+		for sk := range recs {
+			if strings.HasPrefix(sk, "applied#") || strings.HasPrefix(sk, "stopped#") {
+				if err := ctl.Delete(ctx, schemaID(slot), sk); err != nil {
+					return fmt.Errorf("clear schema record %s: %w", sk, err)
+				}
+			}
+		}
 	}
 	for _, tp := range plan.Tables {
 		name := tp.Source.QualifiedName()
