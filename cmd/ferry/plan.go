@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/pricing"
 	"github.com/ferry-migrate/ferry/mappings"
 	"github.com/ferry-migrate/ferry/transform"
 )
@@ -27,11 +29,25 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "with --generate: file to write (default: standard output)")
 	stream := fs.String("stream", "ferry-changes", "with --generate: Kinesis stream for the generated mapping (empty: none)")
 	patternTarget := fs.String("pattern-target", "", "with --generate: also map tables created later in the generated schemas (a pattern entry per schema, `source: \"public.*\"`) into this DynamoDB table, keyed by table name and primary key")
+	withAWS := fs.Bool("aws", false, "also price the migration on AWS from measurements of the source (rows, encoded item and record sizes of a sample, change and WAL rates over a window)")
+	var af awsFlags
+	fs.IntVar(&af.sample, "aws-sample", 1000, "with --aws: rows sampled per table for item and record sizes")
+	fs.DurationVar(&af.window, "aws-window", 10*time.Second, "with --aws: window over which the change and WAL rates are measured")
+	fs.Float64Var(&af.backfillHours, "backfill-hours", 2, "with --aws: backfill duration the Kinesis shards are sized for")
+	fs.Float64Var(&af.warmWCU, "warm-wcu", 40000, "with --aws: writes/s of a warmed or provisioned target table")
+	fs.DurationVar(&af.retention, "retention", 7*24*time.Hour, "with --aws: the streams' retention")
+	fs.Float64Var(&af.lambdaBatch, "lambda-batch", 100, "with --aws: records per invocation of the Lambda applier")
+	fs.Float64Var(&af.lambdaMemory, "lambda-memory", 512, "with --aws: the Lambda applier's memory (MB)")
+	fs.Float64Var(&af.lambdaMillis, "lambda-ms", 200, "with --aws: the duration of one invocation of the Lambda applier (ms)")
+	fs.StringVar(&af.pricesFile, "prices", "", "with --aws: JSON file of prices overriding the built-in us-east-1 list prices (keys as in internal/pricing)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := requireFlag("source", *source); err != nil {
 		return err
+	}
+	if *withAWS && (af.sample < 0 || af.window < 0 || af.backfillHours <= 0 || af.warmWCU < 0 || af.lambdaBatch < 0) {
+		return usagef("--aws: --aws-sample and --aws-window must not be negative, --backfill-hours must be positive")
 	}
 	if *generate {
 		return generateMapping(ctx, *source, *stream, *out, *patternTarget, stdout)
@@ -48,6 +64,20 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	printPlan(stdout, c, sizes)
+	if *withAWS {
+		prices := pricing.Default
+		if af.pricesFile != "" {
+			if prices, err = pricing.LoadPrices(af.pricesFile); err != nil {
+				return usageError{err}
+			}
+		}
+		var notes []string
+		in, samples, err := measureAWS(ctx, *source, c.plan, af, &notes)
+		if err != nil {
+			return err
+		}
+		printAWS(stdout, in, samples, prices, pricing.Compute(in, prices), notes)
+	}
 	return nil
 }
 
