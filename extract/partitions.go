@@ -23,22 +23,24 @@ type Partition struct {
 // Partitions is a partitioned table's leaf partitions by OID.
 type Partitions map[uint32]Partition
 
-// LeafPartitions returns the leaf partitions of the table, or nil when the
-// table is not partitioned (or no longer exists).
+// LeafPartitions returns the leaf partitions of the table (its quoted name,
+// Table.Ident), or nil when the table is not partitioned (or no longer
+// exists).
 //
 // pgoutput publishes a partitioned table's changes through its root (ferry's
 // publication sets publish_via_partition_root), but not what changes the set
 // of its rows without a row change: DETACH PARTITION, DROP of a partition,
 // TRUNCATE of one partition, ATTACH PARTITION of a filled table. Sync
 // compares this set, polled, with the last one it saw.
-func LeafPartitions(ctx context.Context, q Querier, table string) (Partitions, error) {
+func LeafPartitions(ctx context.Context, q Querier, ident string) (Partitions, error) {
+	table := ident
 	rows, err := q.Query(ctx, `
 		SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode
 		FROM pg_class r
 		CROSS JOIN LATERAL pg_partition_tree(r.oid) t
 		JOIN pg_class c ON c.oid = t.relid
 		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE r.oid = to_regclass($1) AND r.relkind = 'p' AND t.isleaf`, table)
+		WHERE r.oid = to_regclass($1) AND r.relkind = 'p' AND t.isleaf`, ident)
 	if err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", table, err)
 	}

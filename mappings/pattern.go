@@ -15,7 +15,8 @@ import (
 // key templates are written once for all of them with two placeholders of
 // their own:
 //
-//	{_table}  the table's name (a literal in each table's templates), and
+//	{_table}  the table's name (a literal in each table's templates;
+//	          schema.name outside the public schema), and
 //	{_pk}     its primary key's columns, "{a}#{b}" for a key (a, b).
 //
 // The partition or the sort key template must hold {_table}, so that the
@@ -88,7 +89,7 @@ func (m *Mapping) HasPatterns() bool {
 // primary key cannot be mapped, and is returned in noKey. The mapping itself
 // is not changed.
 func (m *Mapping) Expand(tables map[string][]string) (out *Mapping, noKey []string, err error) {
-	out = &Mapping{File: m.File, Version: m.Version}
+	out = &Mapping{File: m.File, Version: m.Version, AccessPatterns: m.AccessPatterns}
 	names := make([]string, 0, len(tables))
 	for n := range tables {
 		names = append(names, n)
@@ -130,7 +131,12 @@ func (t *Table) Instance(qualified string, pk []string) (*Table, error) {
 		it.Source = schema + "." + name
 	}
 	it.ExcludeTables = nil
-	lit := strings.NewReplacer("{", "{{", "}", "}}").Replace(name)
+	// Outside public, the schema too: tables of two schemas never share keys.
+	label := name
+	if schema != "public" {
+		label = schema + "." + name
+	}
+	lit := strings.NewReplacer("{", "{{", "}", "}}").Replace(label)
 	cols := make([]string, len(pk))
 	for i, c := range pk {
 		cols[i] = "{" + c + "}"

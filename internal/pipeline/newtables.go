@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
 )
 
 // TablesCreatedError ends a sync whose mapping has pattern entries when
@@ -65,6 +68,36 @@ func (s *syncer) checkNewTables(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		created = append(created, t.name)
+	}
+	if len(created) > 0 {
+		// Only tables the pattern can map: one that does not compile (a
+		// column named like ferry's attributes, a conversion that does not
+		// fit) would stop every start; it is named in a warning instead.
+		defs, err := extract.LoadTables(ctx, conn)
+		if err != nil {
+			return err
+		}
+		ok := created[:0]
+		for _, name := range created {
+			def := defs[name]
+			var cerr error
+			if def == nil {
+				cerr = fmt.Errorf("not in the catalogue any more")
+			} else if mt, err := m.PatternFor(name).Instance(name, def.PKNames()); err != nil {
+				cerr = err
+			} else if _, err := transform.CompileTable(mt, defs); err != nil {
+				cerr = err
+			}
+			if cerr != nil {
+				if !s.noKeyWarned[name] {
+					s.log.Warn("a table matches a pattern entry of the mapping but cannot be mapped: not migrated", "table", name, "err", cerr)
+					s.noKeyWarned[name] = true
+				}
+				continue
+			}
+			ok = append(ok, name)
+		}
+		created = ok
 	}
 	if len(created) > 0 {
 		s.log.Info("tables created that the mapping's patterns map: sync stops to add them, and starts again", "tables", created)

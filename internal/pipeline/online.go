@@ -134,8 +134,8 @@ func SnapshotRecords(ctx context.Context, ctl *load.ControlStore, slot string) (
 func SchemaRefills(pending []SnapshotRequest) map[string]string {
 	out := map[string]string{}
 	for _, r := range pending {
-		if r.Origin != OriginSchema {
-			continue
+		if r.Origin != OriginSchema || r.Keys != nil {
+			continue // a key sweep (partitions) re-reads keys, not the table's definition
 		}
 		for _, t := range r.Tables {
 			if _, ok := out[t]; !ok {

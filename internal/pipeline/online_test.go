@@ -222,6 +222,7 @@ func TestSchemaRefills(t *testing.T) {
 		{ID: "2", Tables: []string{"public.b"}, Origin: OriginSchema},
 		{ID: "3", Tables: []string{"public.b", "public.c"}, Origin: OriginSchema},
 		{ID: "4", Tables: []string{"public.d"}, Origin: OriginSnapshot},
+		{ID: "5", Tables: []string{"public.e"}, Origin: OriginSchema, Keys: [][]string{{"1"}}}, // a partition sweep
 	}
 	got := SchemaRefills(pending)
 	want := map[string]string{"public.b": "2", "public.c": "3"}

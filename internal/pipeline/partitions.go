@@ -121,7 +121,7 @@ func (s *syncer) checkPartitions(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("read partition records: %w", err)
 	}
 	for name, tp := range s.planSnapshot() {
-		cur, err := extract.LeafPartitions(ctx, conn, name)
+		cur, err := extract.LeafPartitions(ctx, conn, tp.Source.Ident())
 		if err != nil {
 			return err
 		}
@@ -136,9 +136,28 @@ func (s *syncer) checkPartitions(ctx context.Context, conn *pgx.Conn) error {
 			}
 		}
 		if ch := extract.ComparePartitions(prev, cur); seen && !ch.Empty() {
-			if err := s.onPartitions(ctx, conn, tp, ch); err != nil {
+			// Rows changed before the DDL must be applied before the items
+			// are scanned (else a row inserted and then dropped with its
+			// partition, not applied yet, would be written after the scan
+			// and stay): wait for the acknowledged position to pass the WAL
+			// position read when the change was first seen.
+			at, waiting := s.partitionsSeen[name]
+			if !waiting {
+				if at, err = currentLSN(ctx, conn); err != nil {
+					return err
+				}
+				s.partitionsSeen[name] = at
+			}
+			s.mu.Lock()
+			acked := s.status.Acked
+			s.mu.Unlock()
+			if acked < at {
+				continue // the next poll looks again
+			}
+			if err := s.onPartitions(ctx, conn, tp, ch, at); err != nil {
 				return err
 			}
+			delete(s.partitionsSeen, name)
 		} else if seen {
 			continue
 		}
@@ -153,7 +172,7 @@ func (s *syncer) checkPartitions(ctx context.Context, conn *pgx.Conn) error {
 // onPartitions handles a change of a table's partitions (see the top of this
 // file). The new set is recorded by the caller afterwards: a crash before
 // that repeats the work, which is idempotent.
-func (s *syncer) onPartitions(ctx context.Context, conn *pgx.Conn, tp *transform.TablePlan, ch extract.PartitionChanges) error {
+func (s *syncer) onPartitions(ctx context.Context, conn *pgx.Conn, tp *transform.TablePlan, ch extract.PartitionChanges, lsn extract.LSN) error {
 	name := tp.Source.QualifiedName()
 	mt := s.cfg.Plan.Mapping.Table(name)
 	keep := mt != nil && mt.PartitionsDetached == mappings.PartitionsKeep
@@ -163,7 +182,13 @@ func (s *syncer) onPartitions(ctx context.Context, conn *pgx.Conn, tp *transform
 	}
 	var reqs []SnapshotRequest
 	now := time.Now()
-	if (len(ch.Gone) > 0 && !keep) || len(ch.Rewritten) > 0 {
+	if keep && len(ch.Rewritten) > 0 {
+		// The items of kept partitions have no rows: a sweep would delete
+		// them with the truncated partition's.
+		s.log.Warn("sync: a partition was truncated or rewritten, but with partitions_detached: keep its items are not swept (kept items cannot be told from them)",
+			"table", name, "partitions", len(ch.Rewritten))
+	}
+	if !keep && len(ch.Gone)+len(ch.Rewritten) > 0 {
 		keys, scanned, err := s.orphanKeys(ctx, conn, tp)
 		if err != nil {
 			return err
@@ -203,14 +228,6 @@ func (s *syncer) onPartitions(ctx context.Context, conn *pgx.Conn, tp *transform
 	}
 	if len(what) == 0 {
 		return nil // a rewrite (or an empty partition added): no row left or joined
-	}
-	var pos string
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&pos); err != nil {
-		return fmt.Errorf("read the WAL position: %w", err)
-	}
-	lsn, err := extract.ParseLSN(pos)
-	if err != nil {
-		return fmt.Errorf("read the WAL position: %w", err)
 	}
 	for _, r := range reqs {
 		if err := SaveSnapshotRequest(ctx, s.cfg.Control, s.cfg.Slot, r); err != nil {
@@ -322,6 +339,19 @@ func itemPrimaryKey(tp *transform.TablePlan, it map[string]types.AttributeValue)
 	return key, nil
 }
 
+// currentLSN reads the source's current WAL position.
+func currentLSN(ctx context.Context, conn *pgx.Conn) (extract.LSN, error) {
+	var pos string
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&pos); err != nil {
+		return 0, fmt.Errorf("read the WAL position: %w", err)
+	}
+	lsn, err := extract.ParseLSN(pos)
+	if err != nil {
+		return 0, fmt.Errorf("read the WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
 // recordPartitions records the partitions of the plan's partitioned tables
 // for the slot (replacing what is recorded when replace is set — a new copy
 // — else only where nothing is). A new copy also clears the definitions an
@@ -352,7 +382,7 @@ func recordPartitions(ctx context.Context, url string, ctl *load.ControlStore, s
 		if _, seen := recs[partitionsKey(name)]; seen && !replace {
 			continue
 		}
-		cur, err := extract.LeafPartitions(ctx, conn, name)
+		cur, err := extract.LeafPartitions(ctx, conn, tp.Source.Ident())
 		if err != nil || cur == nil {
 			if err == nil && replace {
 				err = ctl.Delete(ctx, schemaID(slot), partitionsKey(name))

@@ -444,6 +444,9 @@ func (s *syncer) onRelation(ctx context.Context, b *syncBatch, rc *extract.Relat
 		if err != nil {
 			return err
 		}
+		if err := s.recordApplied(ctx, name, nt); err != nil {
+			return err
+		}
 		s.switchPlan(name, tp, ntp)
 		return nil
 	}

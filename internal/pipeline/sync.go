@@ -202,6 +202,10 @@ type syncer struct {
 	// noKeyWarned: tables a pattern matches without a primary key, named
 	// once (the catalogue watcher's).
 	noKeyWarned map[string]bool
+	// partitionsSeen: the WAL position at which the watcher first saw a
+	// table's partitions change (it handles the change once sync has
+	// acknowledged that far).
+	partitionsSeen map[string]extract.LSN
 
 	mu        sync.Mutex
 	status    SyncStatus
@@ -212,7 +216,8 @@ type syncer struct {
 }
 
 func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
-	s := &syncer{cfg: cfg, log: cfg.Logger, tables: map[string]*transform.TablePlan{}, noKeyWarned: map[string]bool{}}
+	s := &syncer{cfg: cfg, log: cfg.Logger, tables: map[string]*transform.TablePlan{}, noKeyWarned: map[string]bool{},
+		partitionsSeen: map[string]extract.LSN{}}
 	for _, tp := range cfg.Plan.Tables {
 		s.tables[tp.Source.QualifiedName()] = tp
 		if cols := tp.KeyColumnsOutsidePK(); len(cols) > 0 && tp.Source.ReplicaIdentity != 'f' {

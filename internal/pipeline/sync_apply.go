@@ -354,7 +354,12 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 			// deletes need none: a replayed write is never newer than what
 			// was applied, and the version condition rejects it.
 			cp.Intent = b.maxPos
-			if err := s.saveCheckpoint(ctx, cp); err != nil {
+			// An online snapshot chunk in this batch advances the snapshot's
+			// progress only once the batch is applied: a crash in between
+			// reads the chunk again (the intent keeps the old progress).
+			icp := cp
+			icp.Snapshot = s.cp.Snapshot
+			if err := s.saveCheckpoint(ctx, icp); err != nil {
 				return err
 			}
 		}
