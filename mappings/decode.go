@@ -183,6 +183,9 @@ func (p *parser) mapping(n *yaml.Node) (*Mapping, []*Table) {
 			}
 		}
 	}
+	if v, ok := f["access_patterns"]; ok {
+		m.AccessPatterns = p.accessPatterns(v.val)
+	}
 	return m, sound
 }
 

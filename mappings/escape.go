@@ -193,3 +193,20 @@ func Disjoint(a, b Template) bool {
 	suffixesAgree := strings.HasSuffix(sa, sb) || strings.HasSuffix(sb, sa)
 	return !prefixesAgree || !suffixesAgree
 }
+
+// Render fills the template's placeholders with values (by name), escaped
+// as item keys are (see Separators).
+func (t Template) Render(values map[string]string) string {
+	seps := t.Separators()
+	var b []byte
+	for _, p := range t.Parts {
+		if p.Column == "" {
+			b = append(b, p.Literal...)
+		} else if seps != "" {
+			b = AppendEscaped(b, values[p.Column], seps)
+		} else {
+			b = append(b, values[p.Column]...)
+		}
+	}
+	return string(b)
+}

@@ -17,7 +17,7 @@ import (
 
 // The keys each part of the format accepts, in the order the messages list them.
 var (
-	topKeys     = []string{"version", "defaults", "tables"}
+	topKeys     = []string{"version", "defaults", "tables", "access_patterns"}
 	defaultKeys = []string{"target", "stream", "on_schema_change", "partitions_detached", "keep_dropped"}
 	tableKeys   = []string{"source", "target", "partition_key", "sort_key", "gsis", "exclude", "types", "stream", "on_schema_change", "partitions_detached", "keep_dropped"}
 	keyKeys     = []string{"name", "template"}
@@ -50,6 +50,7 @@ func Parse(file string, data []byte) (*Mapping, error) {
 	errs := p.errs
 	if m != nil {
 		errs = append(errs, validate(m.Tables, sound)...)
+		errs = append(errs, checkAccessPatterns(m.AccessPatterns, m.Tables)...)
 	}
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)

@@ -209,6 +209,8 @@ type Mapping struct {
 	File    string
 	Version int
 	Tables  []*Table
+	// AccessPatterns are the application's reads (ferry shadow).
+	AccessPatterns []*AccessPattern
 	// Patterns are the pattern entries of a mapping that Expand wrote out
 	// (Tables then holds their tables); a parsed mapping has them in Tables.
 	Patterns []*Table

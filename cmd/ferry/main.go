@@ -35,6 +35,7 @@ Commands:
   status     the slot, the stored checkpoint, online snapshots and per-table counts
   snapshot   ask the running sync to re-read tables or rows (online snapshot)
   verify     compare source and targets (--stream, --repair); exit 1 on differences
+  shadow     run the mapping's access patterns on both sides and compare the answers
   teardown   drop ferry's replication slot and run state (--targets: also the
              DynamoDB tables and Kinesis streams)
   workload   run DVD-store traffic against a Pagila database (for demos and tests)
@@ -115,6 +116,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = cmdSnapshot(ctx, args[1:], stdout)
 	case "verify":
 		err = cmdVerify(ctx, args[1:], stdout)
+	case "shadow":
+		err = cmdShadow(ctx, args[1:], stdout)
 	case "teardown":
 		err = cmdTeardown(ctx, args[1:], stdout)
 	case "workload":

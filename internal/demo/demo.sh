@@ -44,3 +44,6 @@ if $FERRY verify --help >/dev/null 2>&1; then
   $FERRY verify --source "$FERRY_SOURCE" --mapping "$MAPPING" --stream
   echo "(an HTML report is in .local/verify.html)"
 fi
+
+step "ferry shadow: the application's sixteen reads, on PostgreSQL and on DynamoDB"
+$FERRY shadow --source "$FERRY_SOURCE" --mapping "$MAPPING" --samples 20
