@@ -1,0 +1,55 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ferry-migrate/ferry/load"
+)
+
+// VerifyRecord is the outcome of the last `ferry verify` of a slot's
+// migration, kept in the control table under id "verify:<slot>", sk "last",
+// for the status page and whoever takes over the migration.
+type VerifyRecord struct {
+	Verdict  string    `json:"verdict"` // consistent, differences, error (the report's verdict)
+	Finished time.Time `json:"finished"`
+	Tables   int       `json:"tables"`
+	Streams  int       `json:"streams,omitempty"`
+	// Rows checked, and the rows that differ (missing, extra, differing,
+	// unconvertible, dead-lettered) in the tables and streams.
+	SourceRows  int64 `json:"source_rows"`
+	Differences int64 `json:"differences"`
+	// Expired counts the rows whose only events the streams no longer hold.
+	Expired int64  `json:"expired,omitempty"`
+	Summary string `json:"summary,omitempty"`
+}
+
+// VerifyID is the control-table id of a slot's last verify.
+func VerifyID(slot string) string { return "verify:" + slot }
+
+// SaveVerifyRecord stores r as the slot's last verify.
+func SaveVerifyRecord(ctx context.Context, ctl *load.ControlStore, slot string, r VerifyRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("verify record of slot %s: %w", slot, err)
+	}
+	if err := ctl.Put(ctx, VerifyID(slot), "last", b); err != nil {
+		return fmt.Errorf("save the verify record of slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// LoadVerifyRecord returns the slot's last verify (nil: none recorded).
+func LoadVerifyRecord(ctx context.Context, ctl *load.ControlStore, slot string) (*VerifyRecord, error) {
+	b, ok, err := ctl.Get(ctx, VerifyID(slot), "last")
+	if err != nil || !ok {
+		return nil, err
+	}
+	var r VerifyRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("verify record of slot %s: %w", slot, err)
+	}
+	return &r, nil
+}
