@@ -110,6 +110,18 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			return pipeline.SchemaRefills(pending), err
 		},
+		History: func(ctx context.Context) (verify.History, bool, error) {
+			lsn, at, complete, ok, err := pipeline.BackfillRecorded(ctx, ctl, *slot)
+			var rnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) || (err == nil && !ok) {
+				return verify.History{}, false, nil
+			}
+			h := verify.History{BackfillLSN: lsn}
+			if complete {
+				h.BackfillDone = at
+			}
+			return h, err == nil, err
+		},
 	}
 	if *slot != "" {
 		changes, err := pipeline.SchemaChanges(ctx, ctl, *slot)
@@ -128,6 +140,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep.Source = describeSource(*source)
 	rep.Mapping = *mapping
+	recordVerdict(ctx, ctl, *slot, rep)
 	var buf bytes.Buffer
 	if err := rep.Write(&buf, *format); err != nil {
 		return err
@@ -158,4 +171,27 @@ func describeSource(url string) string {
 		return "(unparseable URL)"
 	}
 	return extract.Describe(cfg)
+}
+
+// recordVerdict keeps the report's outcome in the control table as the
+// slot's last verify (the status page of --metrics-addr shows it). A
+// failure is logged: the report itself is the result.
+func recordVerdict(ctx context.Context, ctl *load.ControlStore, slot string, rep *verify.Report) {
+	r := pipeline.VerifyRecord{Verdict: rep.Verdict, Finished: time.Now().UTC(), Tables: len(rep.Tables), Streams: len(rep.Streams),
+		SourceRows: rep.Totals.SourceRows}
+	to := rep.Totals
+	r.Differences = to.Missing + to.Extra + to.Differing + to.Unconvertible + to.DeadLettered
+	for _, s := range rep.Streams {
+		r.Differences += s.Missing + s.Extra + s.Differing + s.Unconvertible + s.DeadLettered + s.Inversions
+		r.Expired += s.Expired
+	}
+	r.Summary = fmt.Sprintf("%d rows checked in %d tables, %d differences", r.SourceRows, r.Tables, r.Differences)
+	err := pipeline.SaveVerifyRecord(ctx, ctl, slot, r)
+	var rnf *types.ResourceNotFoundException
+	if errors.As(err, &rnf) {
+		return // no control table: no migration run to record it for
+	}
+	if err != nil {
+		slog.Warn("verify: could not record the verdict in the control table", "table", ctl.Table(), "err", err)
+	}
 }

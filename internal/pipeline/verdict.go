@@ -6,8 +6,21 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/load"
 )
+
+// BackfillRecorded returns the slot's backfill snapshot LSN (where its
+// events sit on the streams) and when its state was last recorded (its
+// completion, once complete). ok is false when no backfill has run.
+func BackfillRecorded(ctx context.Context, ctl *load.ControlStore, slot string) (lsn extract.LSN, at time.Time, complete, ok bool, err error) {
+	st, err := newStateStore(ctl, slot).loadRun(ctx)
+	if err != nil || st == nil {
+		return 0, time.Time{}, false, false, err
+	}
+	lsn, err = extract.ParseLSN(st.SlotLSN)
+	return lsn, st.Created, st.Complete, true, err
+}
 
 // VerifyRecord is the outcome of the last `ferry verify` of a slot's
 // migration, kept in the control table under id "verify:<slot>", sk "last",
