@@ -66,6 +66,7 @@ type Metrics struct {
 
 type tableState struct {
 	estimated, read int64
+	before          int64 // rows of finished chunks of earlier runs
 	done            bool
 }
 
@@ -162,7 +163,7 @@ func (p *progress) table(name string) *tableState {
 func (p *progress) TableStart(table string, rows, doneRows int64) {
 	p.m.mu.Lock()
 	t := p.table(table)
-	t.estimated, t.read = rows, t.read+doneRows
+	t.estimated, t.before, t.read = rows, doneRows, doneRows
 	p.m.mu.Unlock()
 	if p.next != nil {
 		p.next.TableStart(table, rows, doneRows)
@@ -179,14 +180,12 @@ func (p *progress) Add(table string, rows int64) {
 }
 
 // TableDone settles the table's count on the rows the backfill read (Add
-// counts the rows of written batches; rows that failed are read too).
+// counts the rows of written batches; rows that failed were read too).
 func (p *progress) TableDone(st *pipeline.TableStats) {
 	p.m.mu.Lock()
 	t := p.table(st.Table)
 	t.done = true
-	if base := t.read; st.Rows > 0 && base < st.Rows {
-		t.read = st.Rows
-	}
+	t.read = max(t.read, t.before+st.Rows)
 	p.m.mu.Unlock()
 	if p.next != nil {
 		p.next.TableDone(st)
