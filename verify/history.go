@@ -20,18 +20,19 @@ import (
 //
 // The history is the backfill's `r` events (at the backfill's snapshot LSN,
 // all published before its completion was recorded), then sync's changes.
-// The stream no longer holds all of it when
+// The stream no longer holds its start when
 //
-//   - the stream was created after the backfill completed (deleted and
-//     re-created, or sync pointed at a new stream): none of the backfill's
-//     events is on it;
-//   - the backfill completed longer ago than the stream's retention period:
-//     all of its events are past retention;
 //   - the oldest event of every shard (its trim horizon) is newer than the
-//     backfill's snapshot LSN: no shard starts with the backfill's events.
+//     backfill's snapshot: no shard holds a backfill event any more; or,
+//     for a stream that holds no event at all,
+//   - it was created after the backfill completed (deleted and re-created,
+//     or sync pointed at a new stream), or the backfill completed longer ago
+//     than the stream's retention period.
 //
-// Rows whose folded state exists are still compared in full, and order and
-// duplicates are checked for every event held.
+// Rows that have events are still compared in full, and order and
+// duplicates are checked for every event held. (A stream re-created and
+// refilled by an online snapshot starts its history anew; rows it lacks are
+// then reported as expired too.)
 
 // History is what ferry recorded about the start of a migration's stream
 // history (see [Config.History]).
@@ -67,23 +68,27 @@ func describeStream(ctx context.Context, client *kinesis.Client, stream string) 
 // it holds all of it, as far as can be told). oldest maps each shard that
 // holds events to the position of its oldest one.
 func trimmedBy(h History, meta streamMeta, oldest map[string]extract.Position, now time.Time) string {
-	if !h.BackfillDone.IsZero() {
-		if meta.created.After(h.BackfillDone) {
-			return fmt.Sprintf("the stream was created at %s, after the backfill completed (%s)",
-				meta.created.UTC().Format(time.RFC3339), h.BackfillDone.UTC().Format(time.RFC3339))
+	if len(oldest) > 0 {
+		if h.BackfillLSN == 0 {
+			return ""
 		}
-		if meta.retention > 0 && now.Sub(h.BackfillDone) > meta.retention {
-			return fmt.Sprintf("the backfill completed %s ago, more than the stream's retention (%s)",
-				now.Sub(h.BackfillDone).Round(time.Minute), meta.retention)
-		}
-	}
-	if h.BackfillLSN != 0 && len(oldest) > 0 {
 		for _, p := range oldest {
 			if p.LSN <= h.BackfillLSN {
 				return ""
 			}
 		}
 		return fmt.Sprintf("the oldest event of every shard is newer than the backfill's snapshot (%s)", h.BackfillLSN)
+	}
+	if h.BackfillDone.IsZero() {
+		return ""
+	}
+	if meta.created.After(h.BackfillDone) {
+		return fmt.Sprintf("the stream, empty, was created at %s, after the backfill completed (%s)",
+			meta.created.UTC().Format(time.RFC3339), h.BackfillDone.UTC().Format(time.RFC3339))
+	}
+	if meta.retention > 0 && now.Sub(h.BackfillDone) > meta.retention {
+		return fmt.Sprintf("the stream is empty and the backfill completed %s ago, more than the stream's retention (%s)",
+			now.Sub(h.BackfillDone).Round(time.Minute), meta.retention)
 	}
 	return ""
 }

@@ -22,16 +22,20 @@ func TestTrimmedBy(t *testing.T) {
 	}{
 		{"holds everything", History{BackfillDone: done, BackfillLSN: 100}, streamMeta{created: done.Add(-time.Hour), retention: week},
 			map[string]extract.Position{"a": pos(100), "b": pos(100)}, ""},
-		{"re-created after the backfill", History{BackfillDone: done, BackfillLSN: 100}, streamMeta{created: done.Add(time.Hour), retention: week},
-			map[string]extract.Position{"a": pos(300)}, "created at"},
-		{"backfill older than the retention", History{BackfillDone: done, BackfillLSN: 100}, streamMeta{created: done.Add(-time.Hour), retention: 24 * time.Hour},
-			map[string]extract.Position{"a": pos(100)}, "more than the stream's retention"},
+		{"re-created after the backfill, sync's changes only", History{BackfillDone: done, BackfillLSN: 100}, streamMeta{created: done.Add(time.Hour), retention: week},
+			map[string]extract.Position{"a": pos(300), "b": pos(250)}, "oldest event of every shard"},
+		{"re-created, refilled with the backfill's positions", History{BackfillDone: done, BackfillLSN: 100}, streamMeta{created: done.Add(time.Hour), retention: week},
+			map[string]extract.Position{"a": pos(100)}, ""},
 		{"every shard starts after the backfill", History{BackfillLSN: 100}, streamMeta{},
 			map[string]extract.Position{"a": pos(200), "b": pos(150)}, "oldest event of every shard"},
 		{"one shard still starts with the backfill", History{BackfillLSN: 100}, streamMeta{},
 			map[string]extract.Position{"a": pos(200), "b": pos(100)}, ""},
+		{"no backfill recorded", History{}, streamMeta{}, map[string]extract.Position{"a": pos(200)}, ""},
 		{"empty stream, nothing recorded", History{}, streamMeta{created: now}, nil, ""},
-		{"empty stream after the backfill", History{BackfillDone: done}, streamMeta{created: now, retention: week}, nil, "after the backfill completed"},
+		{"empty stream created after the backfill", History{BackfillDone: done}, streamMeta{created: now, retention: week}, nil, "after the backfill completed"},
+		{"empty stream, backfill older than the retention", History{BackfillDone: done}, streamMeta{created: done.Add(-time.Hour), retention: 24 * time.Hour},
+			nil, "more than the stream's retention"},
+		{"empty stream within the retention", History{BackfillDone: done}, streamMeta{created: done.Add(-time.Hour), retention: week}, nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

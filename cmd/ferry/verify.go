@@ -39,7 +39,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	tables := fs.String("tables", "", "comma-separated subset of mapped tables to check (default: all)")
 	format := fs.String("format", "text", "report format: text, json, markdown or html")
 	out := fs.String("out", "", "write the report to this file (default: standard output)")
-	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions; rows whose only events\nthe stream no longer holds (it was created after the backfill, or its retention passed) are expired, not missing")
+	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions; rows whose only events\nthe stream no longer holds (no shard keeps a backfill event: they expired, or the stream was re-created) are expired, not missing")
 	repair := fs.Bool("repair", false, "rewrite the items that differ from the source, then re-verify them")
 	repairTimeout := fs.Duration("repair-timeout", 10*time.Minute, "with --repair while sync runs: longest wait for sync to re-read the rows (then verify repairs DynamoDB itself)")
 	slot := fs.String("slot", "ferry", "sync's replication slot (its checkpoint tells whether sync is running)")
