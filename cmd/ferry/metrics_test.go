@@ -108,7 +108,6 @@ func TestMetricsStatusPageAndExpiredStream(t *testing.T) {
 	}
 	// (kinesalite, like Kinesis before 2020, allows at most 168 hours.)
 	p = e.startSyncChild(t, e.db)
-	stopWorkload = startWorkload(ctx, t, e, 40, 16)
 	deadline := time.Now().Add(30 * time.Second)
 	for hours := int32(0); hours != 168; time.Sleep(100 * time.Millisecond) { // poll interval of a bounded wait
 		if out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)}); err == nil {
@@ -118,8 +117,7 @@ func TestMetricsStatusPageAndExpiredStream(t *testing.T) {
 			t.Fatalf("the re-created stream keeps its records %d hours, want the default --retention 168h", hours)
 		}
 	}
-	time.Sleep(3 * time.Second) // the workload's changes reach the new stream
-	stopWorkload()
+	e.runWorkload(ctx, t, 16, 40, 3*time.Second) // changes for the new stream
 	p.caughtUp(ctx, t, e)
 	p.stop(t)
 	code, rep := runVerifyJSON(t, e.verifyArgs("--stream", "--tables", "rental,payment,language")...)

@@ -68,12 +68,12 @@ func slotSource(source, slot string) func(context.Context) (*metrics.SlotState, 
 		}
 		conn, err := extract.Connect(ctx, source)
 		if err != nil {
-			return last, err
+			return last, redacted(err, source)
 		}
 		defer conn.Close(context.Background())
 		info, ok, err := extract.LookupSlot(ctx, conn, slot)
 		if err != nil {
-			return last, err
+			return last, redacted(err, source)
 		}
 		s := &metrics.SlotState{Name: slot, Exists: ok}
 		if ok {
@@ -83,4 +83,10 @@ func slotSource(source, slot string) func(context.Context) (*metrics.SlotState, 
 		last, at = s, time.Now()
 		return s, nil
 	}
+}
+
+// redacted is err without the source URL's password (the status page shows
+// it).
+func redacted(err error, source string) error {
+	return errors.New(extract.Redact(err.Error(), source))
 }
