@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -50,6 +51,20 @@ func (m *monitor) watchTargets(t *targets, slot string, d *load.DynamoWriter, k 
 		}
 		return r, err
 	})
+}
+
+// seedBackfill shows the recorded backfill on the status page and in the
+// per-table metrics of a sync that did not run it (a failure is logged).
+func (m *monitor) seedBackfill(ctx context.Context, ctl *load.ControlStore, slot string) {
+	if m == nil {
+		return
+	}
+	tables, err := pipeline.RecordedBackfill(ctx, ctl, slot)
+	if err != nil {
+		slog.Warn("metrics: the recorded backfill is not shown", "slot", slot, "err", err)
+		return
+	}
+	m.SeedBackfill(tables)
 }
 
 // slotSource reads the slot's state for the status page, at most every

@@ -96,6 +96,8 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	} else {
+		mon.seedBackfill(ctx, t.control, cf.slot)
 	}
 	hb := *heartbeat
 	if hb == 0 {

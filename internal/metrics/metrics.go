@@ -17,6 +17,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,6 +191,22 @@ func (p *progress) TableDone(st *pipeline.TableStats) {
 	p.m.mu.Unlock()
 	if p.next != nil {
 		p.next.TableDone(st)
+	}
+}
+
+// SeedBackfill shows a backfill that an earlier process ran (as recorded in
+// the control table), for a sync that starts with it complete: each table
+// with the rows of its finished chunks, done when every chunk is.
+func (m *Metrics) SeedBackfill(tables []pipeline.RecordedTable) {
+	slices.SortFunc(tables, func(a, b pipeline.RecordedTable) int { return strings.Compare(a.Table, b.Table) })
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, rt := range tables {
+		if _, ok := m.tables[rt.Table]; ok {
+			continue
+		}
+		m.tables[rt.Table] = &tableState{estimated: rt.Planned, read: rt.Rows, before: rt.Rows, done: rt.ChunksDone >= rt.Chunks}
+		m.order = append(m.order, rt.Table)
 	}
 }
 

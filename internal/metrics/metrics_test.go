@@ -342,3 +342,37 @@ func TestHandler(t *testing.T) {
 		t.Errorf("GET /nothing: %s, want 404", resp.Status)
 	}
 }
+
+func TestSeedBackfill(t *testing.T) {
+	m := New("sync", "ferry")
+	m.Progress(nil).TableStart("public.film", 1000, 0) // a live table wins over its record
+	m.SeedBackfill([]pipeline.RecordedTable{
+		{Table: "public.rental", Rows: 16044, Planned: 16000, ChunksDone: 4, Chunks: 4},
+		{Table: "public.actor", Rows: 100, Planned: 200, ChunksDone: 1, Chunks: 2},
+		{Table: "public.film", Rows: 1000, Planned: 1000, ChunksDone: 1, Chunks: 1},
+	})
+	cases := []struct {
+		table      string
+		read, done float64
+	}{
+		{"public.rental", 16044, 1},
+		{"public.actor", 100, 0},
+		{"public.film", 0, 0},
+	}
+	for _, c := range cases {
+		l := map[string]string{"table": c.table}
+		if got := gathered(t, m, "ferry_backfill_rows_read_total", l); got != c.read {
+			t.Errorf("%s: rows read %v, want %v", c.table, got, c.read)
+		}
+		if got := gathered(t, m, "ferry_backfill_table_done", l); got != c.done {
+			t.Errorf("%s: done %v, want %v", c.table, got, c.done)
+		}
+	}
+	var order []string
+	for _, tp := range m.Status(t.Context()).Tables {
+		order = append(order, tp.Table)
+	}
+	if strings.Join(order, " ") != "public.film public.actor public.rental" {
+		t.Errorf("status page order %q: live tables first, then the recorded ones by name", order)
+	}
+}

@@ -66,3 +66,31 @@ func LoadVerifyRecord(ctx context.Context, ctl *load.ControlStore, slot string) 
 	}
 	return &r, nil
 }
+
+// RecordedTable is one table's backfill as the control table records it.
+type RecordedTable struct {
+	Table      string
+	Rows       int64 // rows of its finished chunks
+	Planned    int64 // the row estimate it was planned with
+	ChunksDone int
+	Chunks     int
+}
+
+// RecordedBackfill returns the slot's backfill per table, as recorded (for a
+// status page of a sync that did not run the backfill itself), in no
+// particular order.
+func RecordedBackfill(ctx context.Context, ctl *load.ControlStore, slot string) ([]RecordedTable, error) {
+	plans, done, err := newStateStore(ctl, slot).loadAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backfill state of slot %s: %w", slot, err)
+	}
+	var out []RecordedTable
+	for table, p := range plans {
+		rt := RecordedTable{Table: table, Planned: p.Rows, Chunks: len(p.Chunks), ChunksDone: len(done[table])}
+		for _, n := range done[table] {
+			rt.Rows += n
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
