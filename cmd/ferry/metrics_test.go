@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/faultproxy"
+	"github.com/ferry-migrate/ferry/internal/stack"
+	"github.com/ferry-migrate/ferry/internal/testkit"
 )
 
 // One sync child with --metrics-addr, seen from outside as an operator
@@ -331,5 +334,36 @@ func checkStatusPage(ctx context.Context, t *testing.T, base, slot string, table
 	}
 	if !strings.Contains(pg.WAL, "budget") {
 		t.Errorf("status page retained WAL: %q, want it against the budget", pg.WAL)
+	}
+}
+
+// --retention outside Kinesis' range and a --metrics-addr that cannot be
+// bound are usage errors (exit 2) that name the flag.
+func TestMetricsAndRetentionFlags(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	db := stack.ForTest(t).TestDatabase(t)
+	mapping := testkit.PagilaMapping(t, testkit.Name("pagila_"), testkit.Name("pagila-"))
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"retention under a day", []string{"backfill", "--source", "postgres://x", "--mapping", "m.yaml", "--retention", "5h"}, "--retention must be whole hours from 24h to 8760h"},
+		{"retention not in hours", []string{"sync", "--source", "postgres://x", "--mapping", "m.yaml", "--retention", "36h30m"}, "--retention must be whole hours"},
+		{"retention over a year", []string{"backfill", "--source", "postgres://x", "--mapping", "m.yaml", "--retention", "9000h"}, "not 9000h0m0s"},
+		{"metrics address taken", []string{"backfill", "--source", db, "--mapping", mapping, "--sink", "null", "--metrics-addr", ln.Addr().String()},
+			"--metrics-addr: metrics address " + ln.Addr().String()},
+	}
+	for _, c := range cases {
+		code, out, errOut := tmFerryCode(ctx, t, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, want 2 with %q\n%s\n%s", c.name, code, c.want, out, errOut)
+		}
 	}
 }
