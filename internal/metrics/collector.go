@@ -82,15 +82,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range m.retries {
 		retries[k] = v
 	}
-	if m.dynamo != nil {
-		st := m.dynamo.Stats()
-		counter(descItems, float64(st.Written))
-		retries["dynamodb_unprocessed"] += st.Retries
-	}
-	if m.kinesis != nil {
-		st := m.kinesis.Stats()
-		counter(descRecords, float64(st.Put))
-		retries["kinesis_failed_records"] += st.Retries
+	if m.dynamo != nil || m.kinesis != nil {
+		c := m.writerCounts()
+		counter(descItems, float64(c.items))
+		counter(descRecords, float64(c.records))
+		retries["dynamodb_unprocessed"] += c.dynamoRetries
+		retries["kinesis_failed_records"] += c.kinesisRetries
 	}
 	for k, v := range retries {
 		counter(descRetries, float64(v), k)

@@ -57,13 +57,16 @@ type Metrics struct {
 	throttl map[string]int64
 	dynamo  *load.DynamoWriter
 	kinesis *load.KinesisWriter
-	dead    *pipeline.DeadLetter
-	sync    *pipeline.SyncStatus
-	syncAt  time.Time
-	budget  int64
-	lag     *ring
-	slotFn  func(context.Context) (*SlotState, error)
-	verify  func(context.Context) (*pipeline.VerifyRecord, error)
+	// base holds the counts of writers replaced by WatchWriters (sync
+	// starts again with new ones when it adds tables), so counters only grow.
+	base   writerCounts
+	dead   *pipeline.DeadLetter
+	sync   *pipeline.SyncStatus
+	syncAt time.Time
+	budget int64
+	lag    *ring
+	slotFn func(context.Context) (*SlotState, error)
+	verify func(context.Context) (*pipeline.VerifyRecord, error)
 }
 
 type tableState struct {
@@ -104,11 +107,33 @@ func New(command, slot string) *Metrics {
 // Registry is the registry /metrics serves.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
+// writerCounts are the writers' cumulative counts.
+type writerCounts struct {
+	items, records, dynamoRetries, kinesisRetries int64
+}
+
+func (m *Metrics) writerCounts() writerCounts {
+	c := m.base
+	if m.dynamo != nil {
+		st := m.dynamo.Stats()
+		c.items += st.Written
+		c.dynamoRetries += st.Retries
+	}
+	if m.kinesis != nil {
+		st := m.kinesis.Stats()
+		c.records += st.Put
+		c.kinesisRetries += st.Retries
+	}
+	return c
+}
+
 // WatchWriters makes the writers' cumulative statistics (items and records
-// written, entries retried) part of the metrics.
+// written, entries retried) part of the metrics. Writers it watched before
+// keep their counts.
 func (m *Metrics) WatchWriters(d *load.DynamoWriter, k *load.KinesisWriter) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.base = m.writerCounts()
 	m.dynamo, m.kinesis = d, k
 }
 

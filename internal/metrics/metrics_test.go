@@ -18,12 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/load"
 )
 
 // recorder is a pipeline.Progress that counts what it was told.
@@ -374,5 +376,38 @@ func TestSeedBackfill(t *testing.T) {
 	}
 	if strings.Join(order, " ") != "public.film public.actor public.rental" {
 		t.Errorf("status page order %q: live tables first, then the recorded ones by name", order)
+	}
+}
+
+// Writers replaced (sync starts again with new ones when it adds tables)
+// keep their counts: the counters only grow.
+func TestWatchWritersKeepsCounts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = io.WriteString(w, `{"UnprocessedItems":{}}`)
+	}))
+	defer srv.Close()
+	client := dynamodb.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", ""),
+		BaseEndpoint: aws.String(srv.URL)})
+	write := func(w *load.DynamoWriter, n int) {
+		var reqs []load.WriteRequest
+		for i := range n {
+			id := fmt.Sprint(i)
+			reqs = append(reqs, load.WriteRequest{Table: "t", KeyID: id, Put: load.Item{"pk": &types.AttributeValueMemberS{Value: id}}})
+		}
+		if _, err := w.Write(t.Context(), reqs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New("sync", "ferry")
+	first := load.NewDynamoWriter(client, load.DynamoConfig{})
+	m.WatchWriters(first, nil)
+	write(first, 3)
+	second := load.NewDynamoWriter(client, load.DynamoConfig{})
+	m.WatchWriters(second, nil)
+	write(second, 2)
+	if got := gathered(t, m, "ferry_dynamodb_items_written_total", nil); got != 5 {
+		t.Errorf("ferry_dynamodb_items_written_total = %v, want 5 (3 by the replaced writer)", got)
 	}
 }
