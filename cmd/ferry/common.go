@@ -58,7 +58,7 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	fs.IntVar(&b.writers, "writers", 8, "concurrent DynamoDB BatchWriteItem calls")
 	fs.IntVar(&b.chunk, "chunk-rows", 5000, "rows per primary-key chunk (the unit of resume)")
 	fs.IntVar(&b.shards, "shards", 2, "shards of a Kinesis stream that ferry creates")
-	fs.DurationVar(&b.retention, "retention", defaultRetention, "retention of a Kinesis stream that ferry creates (whole hours, 24h to 8760h; existing streams keep theirs):\n"+
+	fs.DurationVar(&b.retention, "retention", defaultRetention, "retention of a Kinesis stream that ferry creates (whole hours, 24h to 8760h; existing streams keep theirs; its cost: plan --aws --retention):\n"+
 		"verify --stream checks rows against the events the stream still holds, so keep the backfill's for as long as the migration is verified")
 	fs.StringVar(&b.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and the live status page (/) on this address, e.g. 127.0.0.1:9464 (empty: off)")
 	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
