@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -14,12 +15,36 @@ import (
 // streams keep theirs) and waits until every stream is ACTIVE. Safe to call
 // again and concurrently.
 func EnsureStreams(ctx context.Context, client *kinesis.Client, names []string, shards int) error {
+	return EnsureStreamsWith(ctx, client, names, StreamOptions{Shards: shards})
+}
+
+// StreamOptions are the settings of the streams ferry creates.
+type StreamOptions struct {
+	Shards int
+	// Retention is how long a created stream keeps its records (whole
+	// hours, 24h to 8760h; 0 or 24h: Kinesis' default of 24 hours).
+	// Existing streams keep theirs.
+	Retention time.Duration
+}
+
+// MinRetention and MaxRetention bound a Kinesis stream's retention period.
+const (
+	MinRetention = 24 * time.Hour
+	MaxRetention = 8760 * time.Hour
+)
+
+// EnsureStreamsWith is [EnsureStreams] with the created streams' retention.
+func EnsureStreamsWith(ctx context.Context, client *kinesis.Client, names []string, opts StreamOptions) error {
+	shards := opts.Shards
 	if shards <= 0 {
 		return fmt.Errorf("ensure streams: %w: shards %d must be positive", ErrInvalidRequest, shards)
 	}
+	if r := opts.Retention; r != 0 && (r < MinRetention || r > MaxRetention || r%time.Hour != 0) {
+		return fmt.Errorf("ensure streams: %w: retention %s must be whole hours from 24h to 8760h", ErrInvalidRequest, r)
+	}
 	var errs []error
 	for _, name := range names {
-		if err := ensureStream(ctx, client, name, shards); err != nil {
+		if err := ensureStream(ctx, client, name, shards, opts.Retention); err != nil {
 			if ctx.Err() != nil {
 				return err
 			}
@@ -29,7 +54,7 @@ func EnsureStreams(ctx context.Context, client *kinesis.Client, names []string, 
 	return errors.Join(errs...)
 }
 
-func ensureStream(ctx context.Context, client *kinesis.Client, name string, shards int) error {
+func ensureStream(ctx context.Context, client *kinesis.Client, name string, shards int, retention time.Duration) error {
 	if name == "" {
 		return fmt.Errorf("stream: %w: empty name", ErrInvalidRequest)
 	}
@@ -39,7 +64,8 @@ func ensureStream(ctx context.Context, client *kinesis.Client, name string, shar
 	if err != nil {
 		return err
 	}
-	if status == "" {
+	created := status == ""
+	if created {
 		_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{
 			StreamName: aws.String(name),
 			ShardCount: aws.Int32(int32(shards)),
@@ -63,7 +89,34 @@ func ensureStream(ctx context.Context, client *kinesis.Client, name string, shar
 			return err
 		}
 	}
+	if created && retention > MinRetention {
+		return setRetention(ctx, client, name, retention)
+	}
 	return nil
+}
+
+// setRetention raises a new stream's retention period, then waits until
+// the stream is ACTIVE again (Kinesis updates it for a moment).
+func setRetention(ctx context.Context, client *kinesis.Client, name string, retention time.Duration) error {
+	_, err := client.IncreaseStreamRetentionPeriod(ctx, &kinesis.IncreaseStreamRetentionPeriodInput{
+		StreamName:           aws.String(name),
+		RetentionPeriodHours: aws.Int32(int32(retention / time.Hour)),
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: set retention to %s: %w", name, retention, err)
+	}
+	for attempt := 1; ; attempt++ {
+		status, err := streamStatus(ctx, client, name)
+		if err != nil {
+			return err
+		}
+		if status == types.StreamStatusActive {
+			return nil
+		}
+		if err := pollBackoff().Sleep(ctx, attempt); err != nil {
+			return fmt.Errorf("stream %s: waiting for ACTIVE after setting its retention (status %q): %w", name, status, err)
+		}
+	}
 }
 
 // streamStatus returns "" when the stream does not exist.

@@ -133,15 +133,25 @@ type StreamReport struct {
 	SourceRows int64    `json:"source_rows"`
 	// AfterSnapshot counts events past the snapshot LSN: they are checked for
 	// order but not folded into the state compared with the snapshot.
-	AfterSnapshot     int64     `json:"after_snapshot"`
-	Matching          int64     `json:"matching"`
-	Missing           int64     `json:"missing"`
-	Extra             int64     `json:"extra"`
-	Differing         int64     `json:"differing"`
-	Unconvertible     int64     `json:"unconvertible"` // source rows the mapping cannot render as an event
-	DeadLettered      int64     `json:"dead_lettered"` // missing, differing or unconvertible rows in the dead-letter files
-	Duplicates        int64     `json:"duplicates"`
-	Inversions        int64     `json:"inversions"`
+	AfterSnapshot int64 `json:"after_snapshot"`
+	Matching      int64 `json:"matching"`
+	Missing       int64 `json:"missing"`
+	Extra         int64 `json:"extra"`
+	Differing     int64 `json:"differing"`
+	Unconvertible int64 `json:"unconvertible"` // source rows the mapping cannot render as an event
+	DeadLettered  int64 `json:"dead_lettered"` // missing, differing or unconvertible rows in the dead-letter files
+	Duplicates    int64 `json:"duplicates"`
+	Inversions    int64 `json:"inversions"`
+	// Expired counts the source rows with no event left on the stream
+	// while the stream no longer holds the start of the history (Trimmed):
+	// their only events expired. Not a difference.
+	Expired int64 `json:"expired"`
+	// Trimmed says why the stream no longer holds the whole history (the
+	// backfill's events); empty when it does.
+	Trimmed string `json:"trimmed,omitempty"`
+	// HeldFrom is the position ("lsn:seq") of the oldest event the stream
+	// holds, across its shards (its trim horizon).
+	HeldFrom          string    `json:"held_from,omitempty"`
 	Verdict           string    `json:"verdict"`
 	Error             string    `json:"error,omitempty"`
 	Findings          []Finding `json:"findings"`

@@ -178,6 +178,9 @@ rect.ok{fill:#2da44e}rect.diff{fill:#fb8f44}rect.missing{fill:#cf222e}rect.extra
 <tr><td><code>{{.Stream}}</code></td><td class="n">{{.Shards}}</td><td class="n">{{.Events}}</td><td class="n">{{.Keys}}</td><td class="n">{{.SourceRows}}</td><td class="n">{{.Missing}}</td><td class="n">{{.Extra}}</td><td class="n">{{.Differing}}</td><td class="n">{{.DeadLettered}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.Inversions}}</td><td class="n">{{.AfterSnapshot}}</td><td><span class="v v-{{.Verdict}}">{{.Verdict}}</span>{{if .Error}} <span class="err">{{.Error}}</span>{{end}}</td></tr>
 {{- end}}
 </table>
+{{- range .R.Streams}}{{with .ExpiredNote}}
+<p class="expired">{{.}}</p>
+{{- end}}{{end}}
 {{- range .R.Streams}}{{if .Findings}}
 <h3>Stream <code>{{.Stream}}</code></h3>
 {{template "findings" .Findings}}

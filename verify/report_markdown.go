@@ -78,6 +78,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if s.Error != "" {
 				fmt.Fprintf(b, "> ⚠️ stream %s could not be checked: %s\n\n", mdCode(s.Stream), mdCell(s.Error))
 			}
+			if n := s.ExpiredNote(); n != "" {
+				fmt.Fprintf(b, "> ⏳ %s\n\n", mdCell(n))
+			}
 			if len(s.Findings) > 0 {
 				fmt.Fprintf(b, "#### Stream %s\n\n", mdCode(s.Stream))
 				writeMDFindings(b, s.Findings, s.FindingsTruncated)

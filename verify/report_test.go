@@ -44,6 +44,7 @@ func sampleReport() *Report {
 		Streams: []StreamReport{{
 			Stream: "pagila-changes", Tables: []string{"public.language"}, Shards: 2, Events: 8, Keys: 5, SourceRows: 6, AfterSnapshot: 1,
 			Matching: 5, Missing: 1, Duplicates: 1, Inversions: 1,
+			Expired: 2, Trimmed: "the oldest event of every shard is newer than the backfill's snapshot (0/90)", HeldFrom: "0/100:0",
 			Findings: []Finding{
 				{Kind: KindMissing, Table: "public.language", Key: "language_id=3", Reason: "no event leaves this row in the stream"},
 				{Kind: KindInversion, Table: "public.language", Key: "language_id=2", PartitionKey: "language:2", Position: "0/100:0", Previous: "0/200:0"},

@@ -118,6 +118,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			if s.Error != "" {
 				fmt.Fprintf(b, "\nstream %s could not be checked: %s\n", s.Stream, s.Error)
 			}
+			if n := s.ExpiredNote(); n != "" {
+				fmt.Fprintf(b, "\n%s\n", n)
+			}
 			writeFindings(b, "stream "+s.Stream, s.Findings, s.FindingsTruncated)
 		}
 	}

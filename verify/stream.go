@@ -71,7 +71,15 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 	if v.txSnap.Xmax != 0 {
 		fold.Visible = v.txSnap.Visible
 	}
-	shards, err := v.readStream(ctx, sr.Stream, func(ev Event) {
+	meta, err := describeStream(ctx, v.cfg.Kinesis, sr.Stream)
+	if err != nil {
+		return err
+	}
+	oldest := map[string]extract.Position{} // shard → its oldest event held
+	shards, err := v.readStreamShards(ctx, sr.Stream, func(shard string, ev Event) {
+		if _, ok := oldest[shard]; !ok {
+			oldest[shard] = ev.Pos
+		}
 		for _, a := range v.kept[ev.Table] { // keep_dropped: not compared
 			delete(ev.After, a)
 		}
@@ -81,6 +89,10 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		return err
 	}
 	sr.Shards = shards
+	sr.HeldFrom = heldFrom(oldest)
+	if v.history != nil {
+		sr.Trimmed = trimmedBy(*v.history, meta, oldest, v.cfg.Now())
+	}
 	var mu sync.Mutex
 	var kept []Finding // the first MaxFindings in report order
 	truncated := false
@@ -118,6 +130,10 @@ func (v *verifier) streamCheck(ctx context.Context, sr *StreamReport, tcs []*tab
 		switch {
 		case v.cfg.DeadLetters.relabel(fd):
 			sr.DeadLettered++
+		case fd.Kind == KindMissing && sr.Trimmed != "":
+			// Its only events (the backfill's, at least) have expired.
+			sr.Expired++
+			return nil
 		case fd.Kind == KindMissing:
 			sr.Missing++
 		default:
@@ -197,13 +213,18 @@ func afterImage(tp *transform.TablePlan, row extract.Row) (map[string]json.RawMe
 // shard order, each shard in order) and passes the decoded events to fn. It
 // returns the number of shards.
 func (v *verifier) readStream(ctx context.Context, stream string, fn func(Event)) (int, error) {
+	return v.readStreamShards(ctx, stream, func(_ string, ev Event) { fn(ev) })
+}
+
+// readStreamShards is readStream whose fn also learns the event's shard.
+func (v *verifier) readStreamShards(ctx context.Context, stream string, fn func(shard string, ev Event)) (int, error) {
 	return ReadStream(ctx, v.cfg.Kinesis, stream, func(shard string, rec ktypes.Record) error {
 		ev, err := DecodeEvent(aws.ToString(rec.PartitionKey), rec.Data)
 		if err != nil {
 			return fmt.Errorf("stream %s shard %s record %s: %w", stream, shard, aws.ToString(rec.SequenceNumber), err)
 		}
 		if ev.Op != OpSchema {
-			fn(ev)
+			fn(shard, ev)
 		}
 		return nil
 	})

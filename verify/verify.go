@@ -60,6 +60,10 @@ type Config struct {
 	// columns that the mapping keeps on the items written before the drop
 	// (keep_dropped): not compared.
 	KeptAttributes map[string][]string
+	// History reads the recorded start of the streams' history (the
+	// backfill), against which the stream check tells expired rows from
+	// missing ones (nil: every row without an event is missing).
+	History HistoryFunc
 	// Rechecks is how many times a differing row is re-read before it is
 	// reported as in flight (default 3).
 	Rechecks int
@@ -168,6 +172,8 @@ type verifier struct {
 	// transaction id) it sees, for folding the stream exactly as of it.
 	txSnap      extract.TxSnapshot
 	syncRunning bool
+	// history is the recorded start of the streams' history (nil: unknown).
+	history *History
 }
 
 // Run verifies the plan's tables (and, with Stream, their streams) and returns
@@ -201,6 +207,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer v.pc.Close(context.Background())
 	if err := v.syncState(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.Stream && cfg.History != nil {
+		h, ok, err := cfg.History(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the recorded start of the stream history: %w", err)
+		}
+		if ok {
+			v.history = &h
+		}
 	}
 	if v.lsnBefore, err = extract.CurrentWALLSN(ctx, v.pc); err != nil {
 		return nil, err

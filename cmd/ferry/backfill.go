@@ -45,25 +45,37 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	cfg := bf.config(cf, c.plan, plan)
+	mon, err := startMetrics(ctx, "backfill", cf, bf.metricsAddr)
+	if err != nil {
+		return err
+	}
 	if bf.sink == "null" {
 		cfg.Sink = pipeline.NullSink{}
 	} else {
-		t, err := setupTargets(ctx, cf, c.plan, bf.shards)
+		t, err := setupTargets(ctx, cf, c.plan, bf, mon)
 		if err != nil {
 			return err
 		}
 		cfg.Control = t.control
-		cfg.Sink = &pipeline.AWSSink{Dynamo: t.dynamo(bf.writers), Kinesis: t.kinesis()}
+		dynamo, kin := t.dynamo(bf.writers), t.kinesis()
+		cfg.Sink = &pipeline.AWSSink{Dynamo: dynamo, Kinesis: kin}
+		mon.watchTargets(t, cf.slot, dynamo, kin)
 	}
 	if cfg.DeadLetter != nil {
 		defer cfg.DeadLetter.Close()
 	}
-	return runBackfill(ctx, cfg, bf.progress, stdout)
+	return runBackfill(ctx, cfg, bf.progress, stdout, mon)
 }
 
-// runBackfill runs a configured backfill and prints its summary.
-func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress string, stdout io.Writer) error {
+// runBackfill runs a configured backfill and prints its summary; mon (nil:
+// none) sees its progress and batches.
+func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress string, stdout io.Writer, mon *monitor) error {
 	cfg.Progress = newProgress(progress, stdout)
+	if mon != nil {
+		cfg.Progress = mon.Progress(cfg.Progress)
+		cfg.Sink = mon.Sink(cfg.Sink)
+		mon.WatchDeadLetter(cfg.DeadLetter)
+	}
 	res, err := pipeline.Backfill(ctx, cfg)
 	if res != nil {
 		printSummary(stdout, res)
@@ -90,7 +102,7 @@ func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress stri
 }
 
 // ensureTargets creates missing DynamoDB tables and Kinesis streams.
-func ensureTargets(ctx context.Context, plan *transform.Plan, ddb *dynamodb.Client, kin *kinesis.Client, shards int) error {
+func ensureTargets(ctx context.Context, plan *transform.Plan, ddb *dynamodb.Client, kin *kinesis.Client, streamOpts load.StreamOptions) error {
 	var specs []load.TableSpec
 	for _, t := range plan.Targets() {
 		spec := load.TableSpec{Name: t.Name, Key: load.KeySchema{PK: t.PK, SK: t.SK}}
@@ -103,7 +115,7 @@ func ensureTargets(ctx context.Context, plan *transform.Plan, ddb *dynamodb.Clie
 		return usageError{fmt.Errorf("DynamoDB tables: %w", err)}
 	}
 	if streams := plan.Streams(); len(streams) > 0 {
-		if err := load.EnsureStreams(ctx, kin, streams, shards); err != nil {
+		if err := load.EnsureStreamsWith(ctx, kin, streams, streamOpts); err != nil {
 			return usageError{fmt.Errorf("Kinesis streams: %w", err)}
 		}
 	}

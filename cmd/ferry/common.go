@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"time"
+
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -44,6 +47,8 @@ type backfillFlags struct {
 	sink, progress          string
 	restart                 bool
 	onError, deadLetter     string
+	retention               time.Duration
+	metricsAddr             string
 }
 
 func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
@@ -53,6 +58,9 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	fs.IntVar(&b.writers, "writers", 8, "concurrent DynamoDB BatchWriteItem calls")
 	fs.IntVar(&b.chunk, "chunk-rows", 5000, "rows per primary-key chunk (the unit of resume)")
 	fs.IntVar(&b.shards, "shards", 2, "shards of a Kinesis stream that ferry creates")
+	fs.DurationVar(&b.retention, "retention", defaultRetention, "retention of a Kinesis stream that ferry creates (whole hours, 24h to 8760h; existing streams keep theirs; its cost: plan --aws --retention):\n"+
+		"verify --stream checks rows against the events the stream still holds, so keep the backfill's for as long as the migration is verified")
+	fs.StringVar(&b.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and the live status page (/) on this address, e.g. 127.0.0.1:9464 (empty: off)")
 	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
 	fs.StringVar(&b.progress, "progress", "auto", "auto (bars on a terminal, log lines otherwise), bar, log or none")
 	fs.BoolVar(&b.restart, "restart", false, "forget the recorded run (drops the slot) and copy everything again")
@@ -75,6 +83,9 @@ func (b *backfillFlags) validate() error {
 	}
 	if b.deadLetter == "" {
 		return usagef("--dead-letter must name a file")
+	}
+	if r := b.retention; r < load.MinRetention || r > load.MaxRetention || r%time.Hour != 0 {
+		return usagef("--retention must be whole hours from 24h to 8760h (365 days), not %s", r)
 	}
 	return nil
 }
@@ -115,13 +126,21 @@ func (t *targets) kinesis() *load.KinesisWriter {
 	return load.NewKinesisWriter(t.kin, load.KinesisConfig{})
 }
 
-// setupTargets connects to AWS and creates what the plan writes to.
-func setupTargets(ctx context.Context, c *commonFlags, plan *transform.Plan, shards int) (*targets, error) {
-	ddb, kin, err := awsClients(ctx)
+// defaultRetention is the retention of the streams ferry creates (--retention).
+const defaultRetention = 7 * 24 * time.Hour
+
+// setupTargets connects to AWS and creates what the plan writes to; with
+// mon (not nil), every AWS request attempt is counted in its metrics.
+func setupTargets(ctx context.Context, c *commonFlags, plan *transform.Plan, bf *backfillFlags, mon *monitor) (*targets, error) {
+	var opts []func(*middleware.Stack) error
+	if mon != nil {
+		opts = append(opts, mon.AWSMiddleware)
+	}
+	ddb, kin, err := awsClients(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureTargets(ctx, plan, ddb, kin, shards); err != nil {
+	if err := ensureTargets(ctx, plan, ddb, kin, load.StreamOptions{Shards: bf.shards, Retention: bf.retention}); err != nil {
 		return nil, err
 	}
 	ctl := load.NewControlStore(ddb, c.control)

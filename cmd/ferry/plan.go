@@ -35,7 +35,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&af.window, "aws-window", 10*time.Second, "with --aws: window over which the change and WAL rates are measured")
 	fs.Float64Var(&af.backfillHours, "backfill-hours", 2, "with --aws: backfill duration the Kinesis shards are sized for")
 	fs.Float64Var(&af.warmWCU, "warm-wcu", 40000, "with --aws: writes/s of a warmed or provisioned target table")
-	fs.DurationVar(&af.retention, "retention", 7*24*time.Hour, "with --aws: the streams' retention")
+	fs.DurationVar(&af.retention, "retention", defaultRetention, "with --aws: the streams' retention (as --retention of backfill and sync gives the streams ferry creates)")
 	fs.Float64Var(&af.lambdaBatch, "lambda-batch", 100, "with --aws: records per invocation of the Lambda applier")
 	fs.Float64Var(&af.lambdaMemory, "lambda-memory", 512, "with --aws: the Lambda applier's memory (MB)")
 	fs.Float64Var(&af.lambdaMillis, "lambda-ms", 200, "with --aws: the duration of one invocation of the Lambda applier (ms)")

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/mappings"
@@ -80,11 +81,13 @@ func readCatalog(ctx context.Context, source string) (map[string]*extract.Table,
 // awsClients builds DynamoDB and Kinesis clients from the standard AWS chain
 // (environment, shared config, SSO, IMDS; AWS_ENDPOINT_URL_* for endpoints).
 // The SDK owns retries of transport errors and throttled whole requests.
-func awsClients(ctx context.Context) (*dynamodb.Client, *kinesis.Client, error) {
+// apiOptions are added to both clients' middleware stacks (metrics).
+func awsClients(ctx context.Context, apiOptions ...func(*middleware.Stack) error) (*dynamodb.Client, *kinesis.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(newRetryer), config.WithHTTPClient(newHTTPClient()))
 	if err != nil {
 		return nil, nil, usagef("AWS configuration: %v", err)
 	}
+	cfg.APIOptions = append(cfg.APIOptions, apiOptions...)
 	if cfg.Region == "" {
 		return nil, nil, usagef("AWS configuration: no region (set AWS_REGION or a profile's region)")
 	}

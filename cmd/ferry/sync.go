@@ -66,11 +66,16 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t, err := setupTargets(ctx, cf, c.plan, bf.shards)
+	mon, err := startMetrics(ctx, "sync", cf, bf.metricsAddr)
+	if err != nil {
+		return err
+	}
+	t, err := setupTargets(ctx, cf, c.plan, bf, mon)
 	if err != nil {
 		return err
 	}
 	dynamo, kin := t.dynamo(bf.writers), t.kinesis()
+	mon.watchTargets(t, cf.slot, dynamo, kin)
 	onError, deadLetter := bf.policy()
 	if deadLetter != nil {
 		defer deadLetter.Close()
@@ -85,12 +90,14 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.Control = t.control
 		cfg.OnError, cfg.DeadLetter = onError, deadLetter
 		cfg.Sink = &pipeline.AWSSink{Dynamo: dynamo, Kinesis: kin}
-		if err := runBackfill(ctx, cfg, bf.progress, stdout); err != nil {
+		if err := runBackfill(ctx, cfg, bf.progress, stdout, mon); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
+	} else {
+		mon.seedBackfill(ctx, t.control, cf.slot)
 	}
 	hb := *heartbeat
 	if hb == 0 {
@@ -98,14 +105,20 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for {
 		sl := newStatusLine(stdout)
-		err = pipeline.Sync(ctx, pipeline.SyncConfig{
+		scfg := pipeline.SyncConfig{
 			SourceURL: cf.source, Slot: cf.slot, Publication: cf.publication, Plan: c.plan,
 			Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
 			BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
 			Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
 			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
 			CataloguePoll: *cataloguePoll,
-		})
+		}
+		if mon != nil {
+			scfg.Status, scfg.Observer = mon.SyncStatus(sl.show), mon.Metrics
+			mon.SetWALBudget(budget)
+			mon.WatchDeadLetter(deadLetter)
+		}
+		err = pipeline.Sync(ctx, scfg)
 		sl.done()
 		var created *pipeline.TablesCreatedError
 		if !errors.As(err, &created) || ctx.Err() != nil {
@@ -118,10 +131,11 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 		if c, err = loadPlan(ctx, cf.source, cf.mapping); err != nil {
 			return err
 		}
-		if t, err = setupTargets(ctx, cf, c.plan, bf.shards); err != nil {
+		if t, err = setupTargets(ctx, cf, c.plan, bf, mon); err != nil {
 			return err
 		}
 		dynamo, kin = t.dynamo(bf.writers), t.kinesis()
+		mon.watchTargets(t, cf.slot, dynamo, kin)
 	}
 	if deadLetter != nil && deadLetter.Count() > 0 {
 		fmt.Fprintf(stdout, "%d changes skipped (--on-error=skip), written to the dead-letter file %s\n", deadLetter.Count(), deadLetter.Path)

@@ -39,7 +39,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	tables := fs.String("tables", "", "comma-separated subset of mapped tables to check (default: all)")
 	format := fs.String("format", "text", "report format: text, json, markdown or html")
 	out := fs.String("out", "", "write the report to this file (default: standard output)")
-	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions")
+	stream := fs.Bool("stream", false, "also check the Kinesis streams: missing rows, differing rows, duplicates, order inversions; rows whose only events\nthe stream no longer holds (no shard keeps a backfill event: they expired, or the stream was re-created) are expired, not missing")
 	repair := fs.Bool("repair", false, "rewrite the items that differ from the source, then re-verify them")
 	repairTimeout := fs.Duration("repair-timeout", 10*time.Minute, "with --repair while sync runs: longest wait for sync to re-read the rows (then verify repairs DynamoDB itself)")
 	slot := fs.String("slot", "ferry", "sync's replication slot (its checkpoint tells whether sync is running)")
@@ -110,6 +110,18 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			return pipeline.SchemaRefills(pending), err
 		},
+		History: func(ctx context.Context) (verify.History, bool, error) {
+			lsn, at, complete, ok, err := pipeline.BackfillRecorded(ctx, ctl, *slot)
+			var rnf *types.ResourceNotFoundException
+			if errors.As(err, &rnf) || (err == nil && !ok) {
+				return verify.History{}, false, nil
+			}
+			h := verify.History{BackfillLSN: lsn}
+			if complete {
+				h.BackfillDone = at
+			}
+			return h, err == nil, err
+		},
 	}
 	if *slot != "" {
 		changes, err := pipeline.SchemaChanges(ctx, ctl, *slot)
@@ -128,6 +140,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep.Source = describeSource(*source)
 	rep.Mapping = *mapping
+	recordVerdict(ctx, ctl, *slot, rep)
 	var buf bytes.Buffer
 	if err := rep.Write(&buf, *format); err != nil {
 		return err
@@ -158,4 +171,27 @@ func describeSource(url string) string {
 		return "(unparseable URL)"
 	}
 	return extract.Describe(cfg)
+}
+
+// recordVerdict keeps the report's outcome in the control table as the
+// slot's last verify (the status page of --metrics-addr shows it). A
+// failure is logged: the report itself is the result.
+func recordVerdict(ctx context.Context, ctl *load.ControlStore, slot string, rep *verify.Report) {
+	r := pipeline.VerifyRecord{Verdict: rep.Verdict, Finished: time.Now().UTC(), Tables: len(rep.Tables), Streams: len(rep.Streams),
+		SourceRows: rep.Totals.SourceRows}
+	to := rep.Totals
+	r.Differences = to.Missing + to.Extra + to.Differing + to.Unconvertible + to.DeadLettered
+	for _, s := range rep.Streams {
+		r.Differences += s.Missing + s.Extra + s.Differing + s.Unconvertible + s.DeadLettered + s.Inversions
+		r.Expired += s.Expired
+	}
+	r.Summary = fmt.Sprintf("%d rows checked in %d tables, %d differences", r.SourceRows, r.Tables, r.Differences)
+	err := pipeline.SaveVerifyRecord(ctx, ctl, slot, r)
+	var rnf *types.ResourceNotFoundException
+	if errors.As(err, &rnf) {
+		return // no control table: no migration run to record it for
+	}
+	if err != nil {
+		slog.Warn("verify: could not record the verdict in the control table", "table", ctl.Table(), "err", err)
+	}
 }

@@ -89,6 +89,8 @@ type SyncConfig struct {
 	// partitioned tables (see partitions.go; 0: never).
 	CataloguePoll time.Duration
 	Logger        *slog.Logger
+	// Observer watches batches and retries (metrics; nil: none).
+	Observer SyncObserver
 }
 
 func (c *SyncConfig) defaults() {

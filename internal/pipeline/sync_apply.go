@@ -411,6 +411,7 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 		cp.Changes += int64(b.changes)
 		// Where a batch's time goes (FERRY_DEBUG=1): the intent record
 		// before it, DynamoDB's and Kinesis' share (in parallel).
+		s.observeBatch(b, time.Since(start))
 		s.log.Debug("batch applied", "changes", b.changes, "items", b.fold.len(), "records", len(todo),
 			"intent", applyStart.Sub(start).Round(time.Microsecond), "dynamodb", dTook.Round(time.Microsecond),
 			"kinesis", kTook.Round(time.Microsecond))

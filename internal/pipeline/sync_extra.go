@@ -43,6 +43,7 @@ func (s *syncer) withRetry(ctx context.Context, what string, fn func() error) er
 		}
 		s.log.Warn("sync: "+what+" failed; retrying (sync falls behind meanwhile)", "slot", s.cfg.Slot,
 			"attempt", attempt, "checkpoint", s.cp.LSN, "err", err)
+		s.observeRetry(what)
 		if serr := s.cfg.Retry.Sleep(ctx, attempt); serr != nil {
 			return fmt.Errorf("%w (retries: %w)", err, serr)
 		}
