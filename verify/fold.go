@@ -192,7 +192,7 @@ type Folder struct {
 	Cutoff extract.LSN
 	// Visible, when set, decides instead of Cutoff which changes the source
 	// snapshot saw (by transaction: see extract.TxSnapshot); snapshot reads
-	// (op r) always count as seen.
+	// (op r, no transaction) are judged by Cutoff.
 	Visible func(txid uint32) bool
 	tables  map[string]*foldTable
 	keys    map[string]*foldState
@@ -231,9 +231,13 @@ func posText(p extract.Position) string { return fmt.Sprintf("%s:%d", p.LSN, p.S
 
 // afterSnapshot reports whether ev is a change the source snapshot did not see.
 func (f *Folder) afterSnapshot(ev Event) bool {
-	if f.Visible != nil {
-		return ev.Op != "r" && !f.Visible(ev.TxID)
+	if f.Visible != nil && ev.Op != "r" {
+		return !f.Visible(ev.TxID)
 	}
+	// A snapshot read is at its position: the backfill's at the slot's
+	// start, an online snapshot's chunk at its high watermark, after the
+	// chunk was read (a chunk read after the source snapshot holds rows the
+	// snapshot may not have).
 	return f.Cutoff != 0 && ev.Pos.LSN > f.Cutoff
 }
 

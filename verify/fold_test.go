@@ -207,3 +207,29 @@ func TestDecodeEvent(t *testing.T) {
 		}
 	}
 }
+
+// An online snapshot's read (op r at its chunk's high watermark) past the
+// source snapshot is not folded, even when visibility decides for
+// transactions: a chunk read after verify's snapshot holds rows that
+// snapshot does not have (they would be reported extra). A backfill's reads
+// (at the slot's start) are.
+func TestFoldSnapshotReadsAfterCutoff(t *testing.T) {
+	f := NewFolder([]FoldTable{langTable}, 100, 10)
+	f.Visible = func(txid uint32) bool { return txid == 7 }
+	for _, e := range []Event{
+		ev("r", 10, 1, nil, row("1", "a")),  // the backfill
+		ev("r", 150, 1, nil, row("2", "b")), // an online snapshot's chunk read after the source snapshot
+	} {
+		f.Apply(e)
+	}
+	c := ev("c", 90, 1, nil, row("3", "c"))
+	c.TxID = 7 // visible to the source snapshot
+	f.Apply(c)
+	got := compareAll(f, row("1", "a"), row("3", "c"))
+	if len(got) != 0 {
+		t.Errorf("findings %v, want none (row 2 came after the snapshot)", got)
+	}
+	if f.AfterCutoff != 1 {
+		t.Errorf("after cutoff %d, want 1", f.AfterCutoff)
+	}
+}
