@@ -93,7 +93,8 @@ func (e *backfillEnv) itemsOf(ctx context.Context, t *testing.T, pk string) []ma
 // verifyStream runs ferry verify --stream and expects exit 0.
 func (e *backfillEnv) verifyStream(ctx context.Context, t *testing.T) {
 	t.Helper()
-	e.verifyStream(ctx, t)
+	tmFerry(ctx, t, 0, "verify --stream", "verify", "--source", e.db, "--mapping", e.mapping, "--slot", e.slot,
+		"--control-table", e.control, "--stream")
 }
 
 // dropViews drops Pagila's views (in the test's own copy of the database):
