@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -27,18 +26,7 @@ func WriteShadow(w io.Writer, r *ShadowReport, format string) error {
 	return fmt.Errorf("unknown format %q (text, json, markdown, html)", format)
 }
 
-func paramString(p map[string]string) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + p[k]
-	}
-	return strings.Join(parts, ", ")
-}
+func paramString(p map[string]string) string { return itemKeyString(p) }
 
 func shadowText(w io.Writer, r *ShadowReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

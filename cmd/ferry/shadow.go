@@ -3,18 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/ferry-migrate/ferry/extract"
-	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/verify"
 )
@@ -69,14 +64,7 @@ func cmdShadow(ctx context.Context, args []string, stdout io.Writer) error {
 	if running, err := slotActive(ctx, *source, *slot); err != nil {
 		return err
 	} else if running {
-		cfg.Checkpoint = func(ctx context.Context) (extract.LSN, bool, error) {
-			cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot)
-			var rnf *types.ResourceNotFoundException
-			if errors.As(err, &rnf) {
-				return 0, false, nil
-			}
-			return cp.LSN, ok, err
-		}
+		cfg.Checkpoint = syncCheckpoint(ctl, *slot)
 	}
 	rep, err := verify.Shadow(ctx, cfg)
 	if err != nil {
@@ -90,15 +78,8 @@ func cmdShadow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := verify.WriteShadow(&buf, rep, *format); err != nil {
 		return usageError{err}
 	}
-	if *out == "" {
-		if _, err := stdout.Write(buf.Bytes()); err != nil {
-			return err
-		}
-	} else {
-		if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
-			return usagef("write %s: %v", *out, err)
-		}
-		fmt.Fprintf(stdout, "shadow: %s; report written to %s\n", rep.Verdict, *out)
+	if err := emitReport(stdout, "shadow", *out, rep.Verdict, buf.Bytes()); err != nil {
+		return err
 	}
 	for _, p := range rep.Patterns {
 		if p.Error != "" {

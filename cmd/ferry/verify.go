@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -94,14 +93,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		OnlineRepair: func(ctx context.Context, keys map[string][][]string) error {
 			return repairOnline(ctx, ctl, *source, *slot, keys, *repairTimeout)
 		},
-		Checkpoint: func(ctx context.Context) (extract.LSN, bool, error) {
-			cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot)
-			var rnf *types.ResourceNotFoundException
-			if errors.As(err, &rnf) { // no control table: sync never ran
-				return 0, false, nil
-			}
-			return cp.LSN, ok, err
-		},
+		Checkpoint: syncCheckpoint(ctl, *slot),
 		Refilling: func(ctx context.Context) (map[string]string, error) {
 			pending, _, err := pipeline.SnapshotRecords(ctx, ctl, *slot)
 			var rnf *types.ResourceNotFoundException
@@ -145,15 +137,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := rep.Write(&buf, *format); err != nil {
 		return err
 	}
-	if *out == "" {
-		if _, err := stdout.Write(buf.Bytes()); err != nil {
-			return err
-		}
-	} else {
-		if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
-			return usagef("write %s: %v", *out, err)
-		}
-		fmt.Fprintf(stdout, "verify: %s; report written to %s\n", rep.Verdict, *out)
+	if err := emitReport(stdout, "verify", *out, rep.Verdict, buf.Bytes()); err != nil {
+		return err
 	}
 	switch rep.ExitCode() {
 	case 1:
