@@ -324,6 +324,10 @@ func startVersionWatch(ctx context.Context, t *testing.T, e *backfillEnv) *versi
 					seen[id] = v
 				}
 			}
+			select { // poll interval: dynalite is shared by the parallel tests
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 		w.done <- regress
 	}()

@@ -43,6 +43,9 @@ func (b *syncBatch) empty() bool { return b.changes == 0 && b.ackLSN == 0 && b.s
 func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 	b := newSyncBatch()
 	inTx := false
+	// replayUntil: what was durable when this session started; changes up
+	// to it are the replay of a restart or reconnect.
+	replayUntil, behindWarned := s.cp.Pos, false
 	var txTime time.Time
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
@@ -146,7 +149,18 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 		case extract.EventChange:
 			ch := ev.Change
 			if !s.cp.Pos.Less(ch.Pos) {
-				continue // already durable (a replay after a restart)
+				if !replayUntil.Less(ch.Pos) {
+					continue // already durable (a replay after a restart)
+				}
+				// The stream is ordered by commit position: a change behind
+				// what this session applied means that order was broken
+				// somewhere. Skipping it could lose it; applying it again is
+				// harmless (the writes are conditional on the version).
+				if !behindWarned {
+					behindWarned = true
+					s.log.Error("sync: a change arrived behind the position already applied; applying it (writes are version-conditional)",
+						"table", ch.Table.QualifiedName(), "lsn", ch.Pos.LSN, "seq", ch.Pos.Seq, "applied_lsn", s.cp.Pos.LSN, "applied_seq", s.cp.Pos.Seq)
+				}
 			}
 			if tp := s.tables[ch.Table.QualifiedName()]; tp != nil {
 				// After a schema change the decoder's table is the one its
