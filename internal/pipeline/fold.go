@@ -158,11 +158,19 @@ func keyErr(tp *transform.TablePlan, row extract.Row, err error) error {
 	return err
 }
 
+// itemWriter is what the apply path needs of DynamoDB: writes conditional on
+// the stored item's version (load.DynamoWriter; a fake in unit tests).
+type itemWriter interface {
+	PutIfNewer(ctx context.Context, table string, item load.Item, version string) (bool, error)
+	DeleteIfNotNewer(ctx context.Context, table string, key load.Item, version string) (bool, error)
+	UpdateExistingIfNewer(ctx context.Context, table string, key, set load.Item, remove []string, version string) (applied, exists bool, err error)
+}
+
 // apply writes the folded items with version-conditional writes, up to workers
 // at once. A write the stored item is newer than is skipped (that is the point).
 // Writes DynamoDB rejects as invalid come back as failures (the rest are
 // applied); any other error is returned, joined.
-func (f *fold) apply(ctx context.Context, w *load.DynamoWriter, workers int, reread func(ctx context.Context, iw *itemWrite) error) (int64, []itemFailure, error) {
+func (f *fold) apply(ctx context.Context, w itemWriter, workers int, reread func(ctx context.Context, iw *itemWrite) error) (int64, []itemFailure, error) {
 	sem := make(chan struct{}, workers)
 	errs := make(chan error, len(f.order))
 	var applied int64
@@ -207,7 +215,7 @@ func (f *fold) apply(ctx context.Context, w *load.DynamoWriter, workers int, rer
 	return applied, fails, errors.Join(all...)
 }
 
-func applyOne(ctx context.Context, w *load.DynamoWriter, iw *itemWrite, reread func(context.Context, *itemWrite) error) (bool, error) {
+func applyOne(ctx context.Context, w itemWriter, iw *itemWrite, reread func(context.Context, *itemWrite) error) (bool, error) {
 	table := iw.tp.Target
 	var ok bool
 	var err error

@@ -119,7 +119,7 @@ func (s *syncer) pollSnapshotRequests(ctx context.Context, out chan []SnapshotRe
 func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	o := &s.online
 	now := time.Now()
-	if o.win != nil || b.snap != nil || s.intent != (extract.Position{}) || now.Before(o.nextRead) {
+	if o.win != nil || b.snap != nil || s.ck.intent != (extract.Position{}) || now.Before(o.nextRead) {
 		return nil
 	}
 	req := o.request(now)
@@ -280,14 +280,14 @@ func (s *syncer) recordSnapshotDone(ctx context.Context) error {
 		}
 		s.online.unrecorded = s.online.unrecorded[1:]
 	}
-	return s.recordOneSnapshotDone(ctx, s.cp.Snapshot)
+	return s.recordOneSnapshotDone(ctx, s.ck.cp.Snapshot)
 }
 
 // replaceSnapshotProgress is called before the checkpoint's snapshot
 // progress is replaced by next: a finished snapshot not yet recorded is
 // kept for the next stored checkpoint.
 func (s *syncer) replaceSnapshotProgress(next *SnapshotProgress) {
-	prev := s.cp.Snapshot
+	prev := s.ck.cp.Snapshot
 	if prev == nil || !prev.Done || s.online.recorded[prev.Request] || (next != nil && next.Request == prev.Request) {
 		return
 	}

@@ -191,13 +191,9 @@ type syncer struct {
 	cfg     *SyncConfig
 	log     *slog.Logger
 	tables  map[string]*transform.TablePlan
-	cp      Checkpoint
-	intent  extract.Position // the end of a batch that may have been partly applied before a crash
-	// cpDirty: s.cp is ahead of the stored checkpoint (batches applied since
-	// cpSavedAt, not yet recorded, the slot not yet acknowledged past them).
-	cpDirty   bool
-	cpSavedAt time.Time
-	stream    *extract.ReplicationStream
+	// ck: the checkpoint and the rules of acknowledging (checkpointer.go).
+	ck     *checkpointer
+	stream *extract.ReplicationStream
 	online    onlineState
 	snapReqs  chan []SnapshotRequest
 	schema    schemaState
@@ -241,8 +237,16 @@ func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
 		}
 		cp = Checkpoint{LSN: lsn, Pos: extract.Position{LSN: lsn}}
 	}
-	s.cp = cp
-	s.intent = cp.Intent
+	s.ck = newCheckpointer(controlCheckpoints{cfg.Control, cfg.Slot}, cfg.CheckpointEvery, cp)
+	s.ck.afterSave = func(ctx context.Context) error {
+		if err := s.recordSnapshotDone(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.status.Acked = s.ck.cp.LSN
+		s.mu.Unlock()
+		return nil
+	}
 	s.status.Acked = cp.LSN
 	// Before the stream starts: the plans start from the definitions sync
 	// last applied (see startFrom).
@@ -267,7 +271,7 @@ func (s *syncer) run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				return err
 			}
-			s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
+			s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.ck.cp.LSN)
 			return nil
 		}
 		if time.Since(started) > time.Minute {
@@ -275,10 +279,10 @@ func (s *syncer) run(ctx context.Context) error {
 		}
 		attempt++
 		s.log.Warn("replication connection lost; reconnecting from the checkpoint", "slot", s.cfg.Slot,
-			"attempt", attempt, "checkpoint", s.cp.LSN, "err", lost.err)
+			"attempt", attempt, "checkpoint", s.ck.cp.LSN, "err", lost.err)
 		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
 			if ctx.Err() != nil {
-				s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.cp.LSN)
+				s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.ck.cp.LSN)
 				return nil
 			}
 			return fmt.Errorf("reconnect to slot %s: %w (last error: %w)", s.cfg.Slot, err, lost.err)
@@ -354,11 +358,12 @@ func (s *syncer) session(ctx context.Context, first bool) error {
 	}
 	s.stream, err = extract.StartReplication(ctx, extract.StreamConfig{
 		URL: s.cfg.SourceURL, Slot: s.cfg.Slot, Publication: s.cfg.Publication, Tables: tables,
-	}, s.cp.LSN)
+	}, s.ck.cp.LSN)
 	if err != nil {
 		return connLost(s.explainSlot(err), !first)
 	}
-	s.log.Info("sync started", "slot", s.cfg.Slot, "lsn", s.cp.LSN, "position", s.cp.Pos.Version())
+	s.ck.acker = s.stream
+	s.log.Info("sync started", "slot", s.cfg.Slot, "lsn", s.ck.cp.LSN, "position", s.ck.cp.Pos.Version())
 
 	events := make(chan extract.Event, 4096)
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -421,7 +426,7 @@ func (s *syncer) checkSlot(ctx context.Context, conn *pgx.Conn) error {
 func (s *syncer) explainSlot(err error) error {
 	if errors.Is(err, extract.ErrSlotMissing) || errors.Is(err, extract.ErrSlotInvalidated) {
 		return fmt.Errorf("%w\nChanges since checkpoint %s can no longer be read. To recover: `ferry backfill --restart --slot %s` (copies again and creates a new slot), then start sync again",
-			err, s.cp.LSN, s.cfg.Slot)
+			err, s.ck.cp.LSN, s.cfg.Slot)
 	}
 	return err
 }

@@ -45,7 +45,7 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 	inTx := false
 	// replayUntil: what was durable when this session started; changes up
 	// to it are the replay of a restart or reconnect.
-	replayUntil, behindWarned := s.cp.Pos, false
+	replayUntil, behindWarned := s.ck.cp.Pos, false
 	var txTime time.Time
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
@@ -53,17 +53,17 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 	cpTimer := time.NewTimer(time.Hour)
 	cpTimer.Stop()
 	armCheckpoint := func() {
-		if s.cpDirty {
-			cpTimer.Reset(max(0, time.Until(s.cpSavedAt.Add(s.cfg.CheckpointEvery))))
+		if d, ok := s.ck.checkpointDue(); ok {
+			cpTimer.Reset(d)
 		}
 	}
 	src := transform.RecordSource{DB: dbName(s.cfg.SourceURL)}
-	s.online.reset(s.cp.Snapshot)
+	s.online.reset(s.ck.cp.Snapshot)
 	// snapTick wakes an idle loop for the next chunk of an online snapshot.
 	snapTick := time.NewTicker(50 * time.Millisecond)
 	defer snapTick.Stop()
 	finish := func() error {
-		if s.intent != (extract.Position{}) && b.maxPos.Less(s.intent) {
+		if s.ck.replaying(b.maxPos) {
 			// The replay has not passed the intent of a run that stopped
 			// mid-batch: writing this batch could show an item state older
 			// than one that run wrote. The next start replays it.
@@ -140,15 +140,12 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 			if ev.Kind == extract.EventKeepalive {
 				s.noteServerEnd(ev.EndLSN)
 			}
-			if !inTx && b.empty() && !s.cpDirty && ev.EndLSN > s.stream.Acked() {
-				// Nothing of ours is in flight or unrecorded: the slot may move
-				// to the server's WAL end, so an idle (or elsewhere busy) source
-				// retains no WAL.
-				s.stream.Ack(ev.EndLSN)
+			if !inTx && b.empty() {
+				s.ck.idle(ev.EndLSN)
 			}
 		case extract.EventChange:
 			ch := ev.Change
-			if !s.cp.Pos.Less(ch.Pos) {
+			if s.ck.durable(ch.Pos) {
 				if !replayUntil.Less(ch.Pos) {
 					continue // already durable (a replay after a restart)
 				}
@@ -159,7 +156,7 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 				if !behindWarned {
 					behindWarned = true
 					s.log.Error("sync: a change arrived behind the position already applied; applying it (writes are version-conditional)",
-						"table", ch.Table.QualifiedName(), "lsn", ch.Pos.LSN, "seq", ch.Pos.Seq, "applied_lsn", s.cp.Pos.LSN, "applied_seq", s.cp.Pos.Seq)
+						"table", ch.Table.QualifiedName(), "lsn", ch.Pos.LSN, "seq", ch.Pos.Seq, "applied_lsn", s.ck.cp.Pos.LSN, "applied_seq", s.ck.cp.Pos.Seq)
 				}
 			}
 			if tp := s.tables[ch.Table.QualifiedName()]; tp != nil {
@@ -211,14 +208,14 @@ func (s *syncer) apply(ctx context.Context, events <-chan extract.Event) error {
 // intent of a crashed run (then the fold could write an item state older than
 // one that run already wrote).
 func (s *syncer) flushIfAllowed(ctx context.Context, b **syncBatch, force bool) error {
-	if s.intent != (extract.Position{}) && (*b).maxPos.Less(s.intent) && !(force && (*b).changes >= 4*s.cfg.BatchChanges) {
+	if !s.ck.mayFlush((*b).maxPos, (*b).changes, force, s.cfg.BatchChanges) {
 		return nil
 	}
 	if err := s.flush(ctx, *b); err != nil {
 		return err
 	}
 	*b = newSyncBatch()
-	s.intent = extract.Position{}
+	s.ck.flushed()
 	return nil
 }
 
@@ -339,114 +336,65 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	if b.snap != nil {
 		s.replaceSnapshotProgress(b.snap)
 	}
-	cp := s.cp
-	if b.snap != nil {
-		cp.Snapshot = b.snap
-	}
 	if b.changes == 0 {
-		if b.snap != nil {
-			// A chunk that left no rows: only its progress to record.
-			s.cp.Snapshot, s.cpDirty = b.snap, true
-		}
-		// Only commits of transactions that touched nothing mapped: acknowledge
-		// without a checkpoint write (the stored one stays valid, just older),
-		// unless a deferred checkpoint must be written first.
-		if b.ackLSN > cp.LSN {
-			s.cp.LSN = b.ackLSN
-			if !s.cpDirty {
-				s.stream.Ack(b.ackLSN)
-			}
-		}
+		s.ck.commitsOnly(b.ackLSN, b.snap)
 		return nil
 	}
-	{
-		start := time.Now()
-		if b.fold.hasDeletes() {
-			// The intent record: a crash while this batch is half applied
-			// must not let the replay flush a part of it, which could put
-			// back (older) an item the batch deleted. Batches without
-			// deletes need none: a replayed write is never newer than what
-			// was applied, and the version condition rejects it.
-			cp.Intent = b.maxPos
-			// An online snapshot chunk in this batch advances the snapshot's
-			// progress only once the batch is applied: a crash in between
-			// reads the chunk again (the intent keeps the old progress).
-			icp := cp
-			icp.Snapshot = s.cp.Snapshot
-			if err := s.saveCheckpoint(ctx, icp); err != nil {
-				return err
-			}
+	start := time.Now()
+	if err := s.ck.beforeApply(ctx, b.maxPos, b.fold.hasDeletes()); err != nil {
+		return err
+	}
+	if len(b.acked) != len(b.records) {
+		b.acked = make([]bool, len(b.records))
+	}
+	var dFails []itemFailure
+	var kFails []load.RecordFailure
+	var dTook, kTook time.Duration
+	applyStart := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
+		dTook = time.Since(applyStart)
+		return err
+	})
+	var todo []load.Record
+	for i, r := range b.records {
+		if !b.acked[i] {
+			todo = append(todo, r)
 		}
-		if s.intent.Less(b.maxPos) {
-			// Until this batch is applied, a reconnect must replay past it.
-			s.intent = b.maxPos
-		}
-		if len(b.acked) != len(b.records) {
-			b.acked = make([]bool, len(b.records))
-		}
-		var dFails []itemFailure
-		var kFails []load.RecordFailure
-		var dTook, kTook time.Duration
-		applyStart := time.Now()
-		g, gctx := errgroup.WithContext(ctx)
+	}
+	if len(todo) > 0 {
 		g.Go(func() error {
+			acked := make([]bool, len(todo))
 			var err error
-			_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
-			dTook = time.Since(applyStart)
+			kFails, err = s.cfg.Kinesis.PutAcked(gctx, todo, acked)
+			kTook = time.Since(applyStart)
+			for j, ok := range acked {
+				if ok {
+					b.acked[todo[j].Ref.(int)] = true
+				}
+			}
 			return err
 		})
-		var todo []load.Record
-		for i, r := range b.records {
-			if !b.acked[i] {
-				todo = append(todo, r)
-			}
-		}
-		if len(todo) > 0 {
-			g.Go(func() error {
-				acked := make([]bool, len(todo))
-				var err error
-				kFails, err = s.cfg.Kinesis.PutAcked(gctx, todo, acked)
-				kTook = time.Since(applyStart)
-				for j, ok := range acked {
-					if ok {
-						b.acked[todo[j].Ref.(int)] = true
-					}
-				}
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return fmt.Errorf("apply batch ending at %s: %w", b.maxPos.LSN, err)
-		}
-		if err := s.rowFailures(b, dFails, kFails); err != nil {
-			return err
-		}
-		cp.Pos = b.maxPos
-		cp.Changes += int64(b.changes)
-		// Where a batch's time goes (FERRY_DEBUG=1): the intent record
-		// before it, DynamoDB's and Kinesis' share (in parallel).
-		s.observeBatch(b, time.Since(start))
-		s.log.Debug("batch applied", "changes", b.changes, "items", b.fold.len(), "records", len(todo),
-			"intent", applyStart.Sub(start).Round(time.Microsecond), "dynamodb", dTook.Round(time.Microsecond),
-			"kinesis", kTook.Round(time.Microsecond))
 	}
-	if b.ackLSN > cp.LSN {
-		cp.LSN = b.ackLSN
-		cp.CommitTime = b.commitTime
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("apply batch ending at %s: %w", b.maxPos.LSN, err)
 	}
-	cp.Intent = extract.Position{}
-	if time.Since(s.cpSavedAt) >= s.cfg.CheckpointEvery {
-		if err := s.saveCheckpoint(ctx, cp); err != nil {
-			return err
-		}
-	} else {
-		// Durable in both targets; recorded (and the slot acknowledged) by
-		// the next checkpoint write: at most CheckpointEvery later, before
-		// the next batch with deletes, or when sync stops.
-		s.cp, s.cpDirty = cp, true
+	if err := s.rowFailures(b, dFails, kFails); err != nil {
+		return err
 	}
-	if !b.maxPos.Less(s.intent) {
-		s.intent = extract.Position{}
+	// Where a batch's time goes (FERRY_DEBUG=1): the intent record
+	// before it, DynamoDB's and Kinesis' share (in parallel).
+	s.observeBatch(b, time.Since(start))
+	s.log.Debug("batch applied", "changes", b.changes, "items", b.fold.len(), "records", len(todo),
+		"intent", applyStart.Sub(start).Round(time.Microsecond), "dynamodb", dTook.Round(time.Microsecond),
+		"kinesis", kTook.Round(time.Microsecond))
+	// Durable in both targets: recorded now, or (deferred) by the next
+	// checkpoint write — at most CheckpointEvery later, before the next
+	// batch with deletes, or when sync stops.
+	if err := s.ck.applied(ctx, b.maxPos, b.changes, b.ackLSN, b.commitTime, b.snap); err != nil {
+		return err
 	}
 	s.pendingSince.Store(0)
 	s.mu.Lock()
@@ -458,32 +406,10 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	return nil
 }
 
-// saveCheckpoint stores cp (everything applied so far, and an intent when it
-// has one), makes it the syncer's, then acknowledges the slot up to it — in
-// that order (acknowledge last).
-func (s *syncer) saveCheckpoint(ctx context.Context, cp Checkpoint) error {
-	cp.Updated = time.Now().UTC()
-	if err := SaveCheckpoint(ctx, s.cfg.Control, s.cfg.Slot, cp); err != nil {
-		return err
-	}
-	s.cp, s.cpDirty, s.cpSavedAt = cp, false, time.Now()
-	s.stream.Ack(cp.LSN)
-	if err := s.recordSnapshotDone(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.status.Acked = cp.LSN
-	s.mu.Unlock()
-	return nil
-}
-
 // saveDeferred writes the checkpoint of batches applied since the last
-// write, if there are any.
+// write, if there are any (retried while the failure is transient).
 func (s *syncer) saveDeferred(ctx context.Context) error {
-	if !s.cpDirty {
-		return nil
-	}
-	return s.withRetry(ctx, "checkpoint", func() error { return s.saveCheckpoint(ctx, s.cp) })
+	return s.withRetry(ctx, "checkpoint", func() error { return s.ck.saveDeferred(ctx) })
 }
 
 // rowFailures applies the error policy to the items and records of a batch

@@ -42,7 +42,7 @@ func (s *syncer) withRetry(ctx context.Context, what string, fn func() error) er
 			return err
 		}
 		s.log.Warn("sync: "+what+" failed; retrying (sync falls behind meanwhile)", "slot", s.cfg.Slot,
-			"attempt", attempt, "checkpoint", s.cp.LSN, "err", err)
+			"attempt", attempt, "checkpoint", s.ck.cp.LSN, "err", err)
 		s.observeRetry(what)
 		if serr := s.cfg.Retry.Sleep(ctx, attempt); serr != nil {
 			return fmt.Errorf("%w (retries: %w)", err, serr)
@@ -122,9 +122,9 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 			return fmt.Errorf("publish TRUNCATE of %s: %w", name, err)
 		}
 	}
-	cp := s.cp
+	cp := s.ck.cp
 	cp.Pos = ch.Pos
-	return s.withRetry(ctx, "checkpoint", func() error { return s.saveCheckpoint(ctx, cp) })
+	return s.withRetry(ctx, "checkpoint", func() error { return s.ck.save(ctx, cp) })
 }
 
 // deleteTable removes every item of the source table (by _table) from its
