@@ -27,7 +27,9 @@ type fakeItems struct {
 	fail  map[string]error // by pk: the error a write of that key returns
 }
 
-func newFakeItems() *fakeItems { return &fakeItems{items: map[string]load.Item{}, fail: map[string]error{}} }
+func newFakeItems() *fakeItems {
+	return &fakeItems{items: map[string]load.Item{}, fail: map[string]error{}}
+}
 
 func pkOf(it load.Item) string { return it["pk"].(*types.AttributeValueMemberS).Value }
 
@@ -98,7 +100,7 @@ func (f *fakeItems) UpdateExistingIfNewer(_ context.Context, table string, key, 
 func filmPlan(t *testing.T) *transform.TablePlan {
 	t.Helper()
 	m, err := mappings.Parse("film.yaml", []byte(`version: 1
-defaults: {target: films}
+defaults: {target: films, stream: film-changes}
 tables:
   - source: film
     partition_key: {name: pk, template: "FILM#{film_id}"}
@@ -121,7 +123,9 @@ func TestFoldApply(t *testing.T) {
 	v := func(s string) extract.Value { return extract.Value{Text: s} }
 	u := extract.Value{Unchanged: true}
 	row := func(id, title, desc string) extract.Row { return extract.Row{v(id), v(title), v(desc)} }
-	at := func(lsn uint64, seq uint32) extract.Position { return extract.Position{LSN: extract.LSN(lsn), Seq: seq} }
+	at := func(lsn uint64, seq uint32) extract.Position {
+		return extract.Position{LSN: extract.LSN(lsn), Seq: seq}
+	}
 	ins := func(p extract.Position, r extract.Row) *extract.Change {
 		return &extract.Change{Table: tp.Source, Op: extract.OpCreate, Pos: p, After: r}
 	}
@@ -171,15 +175,15 @@ func TestFoldApply(t *testing.T) {
 			want:      map[string]string{},
 			wantCalls: []string{"update FILM#1"}, applied: 1, rereads: 1},
 		{name: "insert then delete: one delete",
-			stored:     stored(row("2", "X", "d")),
-			changes:    []*extract.Change{ins(at(200, 1), row("1", "A", "d")), del(at(201, 1), row("1", "", ""))},
-			want:       map[string]string{"FILM#2": "X"},
-			wantCalls:  []string{"delete FILM#1"}, hasDeletes: true, applied: 1},
+			stored:    stored(row("2", "X", "d")),
+			changes:   []*extract.Change{ins(at(200, 1), row("1", "A", "d")), del(at(201, 1), row("1", "", ""))},
+			want:      map[string]string{"FILM#2": "X"},
+			wantCalls: []string{"delete FILM#1"}, hasDeletes: true, applied: 1},
 		{name: "a key change deletes the old item and puts the new",
-			stored:     stored(row("1", "A", "d")),
-			changes:    []*extract.Change{upd(at(200, 1), row("1", "A", "d"), row("7", "A", "d"))},
-			want:       map[string]string{"FILM#7": "A"},
-			wantCalls:  []string{"delete FILM#1", "put FILM#7"}, hasDeletes: true, applied: 2},
+			stored:    stored(row("1", "A", "d")),
+			changes:   []*extract.Change{upd(at(200, 1), row("1", "A", "d"), row("7", "A", "d"))},
+			want:      map[string]string{"FILM#7": "A"},
+			wantCalls: []string{"delete FILM#1", "put FILM#7"}, hasDeletes: true, applied: 2},
 		{name: "a replayed older change does not replace a newer item",
 			stored:    map[string]load.Item{"FILM#1": func() load.Item { it, _, _ := tp.Item(row("1", "NEW", "d"), at(300, 1)); return it }()},
 			changes:   []*extract.Change{upd(at(200, 1), nil, row("1", "OLD", "d"))},

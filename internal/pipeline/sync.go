@@ -192,11 +192,11 @@ type syncer struct {
 	log     *slog.Logger
 	tables  map[string]*transform.TablePlan
 	// ck: the checkpoint and the rules of acknowledging (checkpointer.go).
-	ck     *checkpointer
-	stream *extract.ReplicationStream
-	online    onlineState
-	snapReqs  chan []SnapshotRequest
-	schema    schemaState
+	ck       *checkpointer
+	stream   *extract.ReplicationStream
+	online   onlineState
+	snapReqs chan []SnapshotRequest
+	schema   schemaState
 	// noKeyWarned: tables a pattern matches without a primary key, named
 	// once (the catalogue watcher's).
 	noKeyWarned map[string]bool

@@ -227,8 +227,24 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	if err := s.completeRow(ctx, b, tp, ch); err != nil {
 		return fmt.Errorf("%s of %s (%s) at %s: %w", ch.Op, tp.Source.QualifiedName(), tp.KeyString(ch.After), ch.Pos.LSN, err)
 	}
-	// The records first: a change that cannot be turned into its events
-	// leaves nothing half-added to the batch.
+	if err := b.add(tp, ch, src, txTime, time.Now()); err != nil {
+		var rc *refusedChange
+		if errors.As(err, &rc) {
+			return s.badChange(tp, ch, rc.err)
+		}
+		return err
+	}
+	if b.changes == 1 {
+		s.pendingSince.CompareAndSwap(0, txTime.UnixNano())
+	}
+	return nil
+}
+
+// add is the batcher: it turns one change (its row image complete) into its
+// records and folds it into the batch's item writes, with no I/O. A change
+// that cannot be turned into its events or item (a *refusedChange, for the
+// error policy) leaves nothing half-added to the batch.
+func (b *syncBatch) add(tp *transform.TablePlan, ch *extract.Change, src transform.RecordSource, txTime, now time.Time) error {
 	var recs []load.Record
 	if tp.Stream != "" {
 		events := []*extract.Change{ch}
@@ -241,9 +257,9 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 			events = []*extract.Change{&del, &cre}
 		}
 		for _, ev := range events {
-			pk, data, err := tp.Record(ev, src, time.Now())
+			pk, data, err := tp.Record(ev, src, now)
 			if err != nil {
-				return s.badChange(tp, ch, err)
+				return &refusedChange{err}
 			}
 			recs = append(recs, load.Record{Stream: tp.Stream, PartitionKey: pk, Data: data})
 		}
@@ -251,7 +267,7 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	if err := b.fold.add(ch, tp); err != nil {
 		var re *transform.RowError
 		if errors.As(err, &re) {
-			return s.badChange(tp, ch, err)
+			return &refusedChange{err}
 		}
 		return fmt.Errorf("%s at %s: %w", ch.Op, ch.Pos.LSN, err)
 	}
@@ -261,13 +277,19 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 		b.recChanges = append(b.recChanges, ch)
 	}
 	if b.changes == 0 {
-		b.first, b.oldest = time.Now(), txTime
-		s.pendingSince.CompareAndSwap(0, txTime.UnixNano())
+		b.first, b.oldest = now, txTime
 	}
 	b.changes++
 	b.maxPos = ch.Pos
 	return nil
 }
+
+// refusedChange is a change the batcher cannot turn into its record or
+// item (a value or key the target cannot hold): the error policy decides.
+type refusedChange struct{ err error }
+
+func (e *refusedChange) Error() string { return e.err.Error() }
+func (e *refusedChange) Unwrap() error { return e.err }
 
 // badChange applies the error policy to a change that cannot be transformed
 // (a value or key the target cannot hold): stop names it, skip dead-letters it.
