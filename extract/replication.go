@@ -23,6 +23,10 @@ var (
 	// ErrDecode marks a replication message that could not be decoded:
 	// reading it again would fail the same way.
 	ErrDecode = errors.New("undecodable replication message")
+	// ErrConnLost marks a replication connection that failed while
+	// streaming (the server went away, the network failed): the stream
+	// cannot go on, and reconnecting from the checkpoint may cure it.
+	ErrConnLost = errors.New("replication connection lost")
 )
 
 // StreamConfig configures a replication stream.
@@ -131,7 +135,7 @@ func (s *ReplicationStream) Next(ctx context.Context) (Event, error) {
 			if pgconn.Timeout(err) {
 				continue
 			}
-			return Event{}, fmt.Errorf("receive from slot %s: %w", s.cfg.Slot, err)
+			return Event{}, fmt.Errorf("receive from slot %s: %w: %w", s.cfg.Slot, ErrConnLost, err)
 		}
 		switch msg := raw.(type) {
 		case *pgproto3.ErrorResponse:
@@ -191,7 +195,7 @@ func (s *ReplicationStream) maybeSendStatus(ctx context.Context, force bool) err
 		ClientTime:       time.Now(),
 	})
 	if err != nil {
-		return fmt.Errorf("send standby status to slot %s: %w", s.cfg.Slot, err)
+		return fmt.Errorf("send standby status to slot %s: %w: %w", s.cfg.Slot, ErrConnLost, err)
 	}
 	s.sent, s.lastStatus = acked, time.Now()
 	return nil

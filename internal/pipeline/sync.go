@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
@@ -312,21 +312,25 @@ func connLost(err error, reconnecting bool) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		c := pgErr.Code
-		// 57P0x: admin/crash shutdown, cannot connect now; 08: connection
-		// exception; 53: insufficient resources (too many connections).
-		if strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") {
+		switch c := pgErr.Code; {
+		case c == pgerrcode.AdminShutdown, c == pgerrcode.CrashShutdown, c == pgerrcode.CannotConnectNow,
+			c == pgerrcode.IdleSessionTimeout, pgerrcode.IsConnectionException(c), pgerrcode.IsInsufficientResources(c):
+			// The server is shutting down or restarting, the connection
+			// failed, or resources (connections) ran out for a while.
 			return &lostConnError{err}
 		}
 		return err
 	}
+	// A connection that failed, or one already closed by an earlier failure
+	// (pgconn marks the requests it never sent, such as one on a closed
+	// connection, safe to retry).
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") {
+		errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err) {
 		return &lostConnError{err}
 	}
-	if reconnecting && strings.Contains(err.Error(), "receive from slot") {
+	if reconnecting && errors.Is(err, extract.ErrConnLost) {
 		return &lostConnError{err}
 	}
 	return err
