@@ -100,3 +100,27 @@ func (b Backoff) Sleep(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
+// Retry runs fn until it succeeds, fails with an error retryable does not
+// accept (nil accepts [IsTransient] failures), or the backoff gives up or ctx
+// ends: the one retry loop of ferry's writers and apply path. Before each
+// retry it calls onRetry (when set) with the attempt (1-based) and the
+// failure, then waits with b. A failure after the last attempt is returned
+// wrapped together with the reason the retries ended.
+func Retry(ctx context.Context, b Backoff, retryable func(error) bool, onRetry func(attempt int, err error), fn func() error) error {
+	if retryable == nil {
+		retryable = IsTransient
+	}
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		if onRetry != nil {
+			onRetry(attempt, err)
+		}
+		if serr := b.Sleep(ctx, attempt); serr != nil {
+			return fmt.Errorf("%w (retries: %w)", err, serr)
+		}
+	}
+}

@@ -69,3 +69,54 @@ func TestBackoffValidate(t *testing.T) {
 		t.Error("Base > Max: no error")
 	}
 }
+
+func TestRetry(t *testing.T) {
+	transient := errors.New("throttled")
+	permanent := errors.New("validation")
+	fast := Backoff{Base: time.Microsecond, Max: time.Microsecond, MaxAttempts: 3}
+	isTransient := func(err error) bool { return errors.Is(err, transient) }
+	tests := []struct {
+		name      string
+		results   []error // fn's result per call; nil after the list
+		wantCalls int
+		wantErr   error
+		exhausted bool
+	}{
+		{"first try", nil, 1, nil, false},
+		{"transient then success", []error{transient, transient}, 3, nil, false},
+		{"permanent: no retry", []error{permanent}, 1, permanent, false},
+		{"transient past the budget", []error{transient, transient, transient, transient, transient}, 4, transient, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls, retries := 0, 0
+			err := Retry(t.Context(), fast, isTransient, func(attempt int, err error) {
+				retries++
+				if attempt != retries {
+					t.Errorf("onRetry attempt %d, want %d", attempt, retries)
+				}
+			}, func() error {
+				calls++
+				if calls <= len(tc.results) {
+					return tc.results[calls-1]
+				}
+				return nil
+			})
+			if calls != tc.wantCalls || retries != calls-1 && !tc.exhausted {
+				t.Errorf("calls %d, retries %d; want %d calls", calls, retries, tc.wantCalls)
+			}
+			if !errors.Is(err, tc.wantErr) || tc.wantErr == nil && err != nil {
+				t.Errorf("err %v, want %v", err, tc.wantErr)
+			}
+			if errors.Is(err, ErrRetriesExhausted) != tc.exhausted {
+				t.Errorf("err %v: exhausted %v, want %v", err, errors.Is(err, ErrRetriesExhausted), tc.exhausted)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := 0
+	if err := Retry(ctx, fast, isTransient, nil, func() error { calls++; return transient }); !errors.Is(err, transient) || calls != 1 {
+		t.Errorf("ended context: err %v after %d calls, want the failure after 1", err, calls)
+	}
+}

@@ -573,23 +573,21 @@ func (s *syncer) publishSchemaChange(ctx context.Context, c *SchemaChange, t *ex
 		return nil
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Stream < recs[j].Stream })
-	for attempt := 1; ; attempt++ {
-		fails, err := s.cfg.Kinesis.Put(ctx, recs)
-		switch {
-		case err != nil && (!load.IsTransient(err) || ctx.Err() != nil):
-			return fmt.Errorf("publish the schema change of %s: %w", c.Table, err)
-		case err == nil && len(fails) == 0:
-			return nil
-		case err == nil:
-			recs = recs[:0]
-			for _, f := range fails {
-				recs = append(recs, f.Rec)
-			}
-			err = fails[0].Err
-		}
+	err := load.Retry(ctx, s.cfg.Retry, nil, func(attempt int, err error) {
 		s.log.Warn("sync: publishing a schema change failed; retrying", "table", c.Table, "attempt", attempt, "err", err)
-		if serr := s.cfg.Retry.Sleep(ctx, attempt); serr != nil {
-			return fmt.Errorf("publish the schema change of %s: %w (retries: %w)", c.Table, err, serr)
+	}, func() error {
+		fails, err := s.cfg.Kinesis.Put(ctx, recs)
+		if err != nil || len(fails) == 0 {
+			return err
 		}
+		recs = recs[:0] // the failed ones again
+		for _, f := range fails {
+			recs = append(recs, f.Rec)
+		}
+		return fails[0].Err
+	})
+	if err != nil {
+		return fmt.Errorf("publish the schema change of %s: %w", c.Table, err)
 	}
+	return nil
 }

@@ -36,18 +36,11 @@ func (s *syncer) getItem(ctx context.Context, table string, key transform.Item) 
 // connection) are retried with the capped backoff of cfg.Retry, each retry
 // logged.
 func (s *syncer) withRetry(ctx context.Context, what string, fn func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil || !load.IsTransient(err) || ctx.Err() != nil {
-			return err
-		}
+	return load.Retry(ctx, s.cfg.Retry, nil, func(attempt int, err error) {
 		s.log.Warn("sync: "+what+" failed; retrying (sync falls behind meanwhile)", "slot", s.cfg.Slot,
 			"attempt", attempt, "checkpoint", s.ck.cp.LSN, "err", err)
 		s.observeRetry(what)
-		if serr := s.cfg.Retry.Sleep(ctx, attempt); serr != nil {
-			return fmt.Errorf("%w (retries: %w)", err, serr)
-		}
-	}
+	}, fn)
 }
 
 var rereadMu sync.Mutex
