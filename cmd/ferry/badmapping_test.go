@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"regexp"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
 )
 
 func TestBadMappingExits2AndWritesNothing(t *testing.T) {
@@ -101,6 +104,37 @@ func TestPlanPrintsTypesKeysAndSizes(t *testing.T) {
 	_, out, _ = runFerry(t, "plan", "--source", e.db, "--mapping", e.mapping)
 	if want := "generated column title_len = length(title): pgoutput does not send it; sync computes it"; !strings.Contains(out, want) {
 		t.Errorf("plan output lacks %q:\n%s", want, out)
+	}
+	// --compile writes the plan the applier function runs with: read back
+	// without the source, its tables are the catalogue's (the generated
+	// column's inputs included).
+	if code, _, errOut := runFerry(t, "plan", "--source", e.db, "--mapping", e.mapping, "--compile"); code != 2 || !strings.Contains(errOut, "--out") {
+		t.Errorf("--compile without --out: exit %d, want 2 naming --out\n%s", code, errOut)
+	}
+	planFile := t.TempDir() + "/plan.json"
+	if code, out, errOut := runFerry(t, "plan", "--source", e.db, "--mapping", e.mapping, "--compile", "--out", planFile); code != 0 || !strings.Contains(out, "wrote the compiled plan") {
+		t.Fatalf("plan --compile exit %d\n%s\n%s", code, out, errOut)
+	}
+	cp, err := transform.LoadCompiledPlan(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalogue, err := readCatalog(t.Context(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.Tables) != 15 {
+		t.Errorf("compiled plan maps %d tables, want Pagila's 15", len(cp.Tables))
+	}
+	for _, tp := range cp.Tables {
+		got, _ := json.Marshal(tp.Source)
+		want, _ := json.Marshal(catalogue[tp.Source.QualifiedName()])
+		if !bytes.Equal(got, want) {
+			t.Errorf("compiled %s:\n%s\nthe catalogue's:\n%s", tp.Source.QualifiedName(), got, want)
+		}
+	}
+	if f := cp.Table("public.film"); f == nil || f.Source.Columns[f.Source.ColumnIndex("title_len")].Generated == "" {
+		t.Error("the compiled plan lost film's generated column")
 	}
 	// --generate writes a mapping that itself validates.
 	gen := t.TempDir() + "/gen.yaml"

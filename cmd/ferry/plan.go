@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -19,14 +20,17 @@ import (
 )
 
 func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("plan --source URL (--mapping FILE | --generate [--out FILE])",
+	fs := newFlagSet("plan --source URL (--mapping FILE [--compile --out FILE] | --generate [--out FILE])",
 		"Validates a mapping against the live source schema and prints the plan: each column's\n"+
-			"DynamoDB type, the keys and GSIs, and the largest item. With --generate, writes a 1:1\n"+
-			"mapping (one DynamoDB table per source table, keyed by its primary key) instead.", stdout)
+			"DynamoDB type, the keys and GSIs, and the largest item. With --compile, also writes the\n"+
+			"compiled plan (the mapping and the mapped tables' definitions) to --out, for appliers that\n"+
+			"run without a connection to the source. With --generate, writes a 1:1 mapping (one\n"+
+			"DynamoDB table per source table, keyed by its primary key) instead.", stdout)
 	source := fs.String("source", "", "PostgreSQL URL of the source database (PG* variables fill the rest)")
 	mapping := fs.String("mapping", "", "mapping file (YAML) to validate")
 	generate := fs.Bool("generate", false, "write a 1:1 mapping for every table of the source instead of validating one")
-	out := fs.String("out", "", "with --generate: file to write (default: standard output)")
+	out := fs.String("out", "", "with --generate: file to write (default: standard output); with --compile: the compiled plan's file (required)")
+	compile := fs.Bool("compile", false, "also write the compiled plan (JSON) to --out: the applier function's plan, no source connection needed")
 	stream := fs.String("stream", "ferry-changes", "with --generate: Kinesis stream for the generated mapping (empty: none)")
 	patternTarget := fs.String("pattern-target", "", "with --generate: also map tables created later in the generated schemas (a pattern entry per schema, `source: \"public.*\"`) into this DynamoDB table, keyed by table name and primary key")
 	withAWS := fs.Bool("aws", false, "also price the migration on AWS from measurements of the source (rows, encoded item and record sizes of a sample, change and WAL rates over a window)")
@@ -49,8 +53,16 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 	if *withAWS && (af.sample < 0 || af.window < 0 || af.backfillHours <= 0 || af.warmWCU < 0 || af.lambdaBatch < 0) {
 		return usagef("--aws: --aws-sample and --aws-window must not be negative, --backfill-hours must be positive")
 	}
+	if *generate && *compile {
+		return usagef("--generate and --compile exclude each other")
+	}
 	if *generate {
 		return generateMapping(ctx, *source, *stream, *out, *patternTarget, stdout)
+	}
+	if *compile {
+		if err := requireFlag("out", *out); err != nil {
+			return err
+		}
 	}
 	if err := requireFlag("mapping", *mapping); err != nil {
 		return err
@@ -64,6 +76,12 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	printPlan(stdout, c, sizes)
+	if *compile {
+		if err := writeCompiled(*mapping, *out, c); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote the compiled plan to %s (%d tables)\n", *out, len(c.plan.Tables))
+	}
 	if *withAWS {
 		prices := pricing.Default
 		if af.pricesFile != "" {
@@ -311,4 +329,21 @@ func patternEntries(tables map[string]*extract.Table, target string) []byte {
 		b.WriteString("    sort_key: {name: sk, template: \"{_table}\"}\n")
 	}
 	return []byte(b.String())
+}
+
+// writeCompiled writes the compiled plan (transform.CompiledPlan) of c, from
+// the mapping file's text, to out.
+func writeCompiled(mappingPath, out string, c *compiled) error {
+	text, err := os.ReadFile(mappingPath)
+	if err != nil {
+		return usageError{err}
+	}
+	data, err := json.MarshalIndent(transform.NewCompiledPlan(mappingPath, text, c.plan, time.Now()), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write the compiled plan: %w", err)
+	}
+	return nil
 }
