@@ -322,7 +322,9 @@ func freePorts(n int) ([]int, error) {
 // or ctx ends. It is safe for concurrent use. A *FunctionError means the
 // function ran and failed (an error returned, a panic, a crash or a timeout:
 // classify by its Type); any other error means the function may not have
-// run (the environment is restarted when its emulator died).
+// run. An environment whose emulator died, or whose invocation was
+// abandoned because ctx ended, is stopped and started afresh by the next
+// invocation that takes it.
 func (r *Runtime) Invoke(ctx context.Context, requestID string, payload []byte) ([]byte, error) {
 	if len(payload) > MaxInvokePayload {
 		return nil, fmt.Errorf("%w: %d bytes", ErrPayloadTooLarge, len(payload))
@@ -358,6 +360,10 @@ func (r *Runtime) Invoke(ctx context.Context, requestID string, payload []byte) 
 	start := time.Now()
 	resp, err := r.client.Do(req)
 	if err != nil {
+		// The emulator may still be running the invocation (when ctx ended)
+		// and would refuse the next one: stop it, the next Invoke that
+		// takes this environment starts a fresh one.
+		e.stop()
 		return nil, fmt.Errorf("lambdaesm: invoke %s in environment %d: %w", requestID, e.n, err)
 	}
 	defer resp.Body.Close()
@@ -392,8 +398,14 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
+// stop ends the emulator and its runtime; safe to call more than once.
 func (e *environment) stop() {
 	defer e.log.Close()
+	select {
+	case <-e.done:
+		return
+	default:
+	}
 	pid := e.cmd.Process.Pid
 	children := childPIDs(pid)
 	_ = syscall.Kill(pid, syscall.SIGTERM)

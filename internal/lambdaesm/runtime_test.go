@@ -142,3 +142,22 @@ func TestRuntimeConcurrency(t *testing.T) {
 }
 
 func overlap(a, b invocation) bool { return a.Start.Before(b.End) && b.Start.Before(a.End) }
+
+// TestRuntimeAbandonedInvocation: an invocation whose caller gives up is not
+// a function error, and the environment serves the next one (restarted: the
+// emulator would refuse a second invocation while the first runs).
+func TestRuntimeAbandonedInvocation(t *testing.T) {
+	t.Parallel()
+	f := startFn(t, 1, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err := f.rt.Invoke(ctx, "", kinesisEvent(t, directive{ID: "stuck", SleepMS: 20000}))
+	var fe *FunctionError
+	if err == nil || errors.As(err, &fe) {
+		t.Fatalf("abandoned invocation: %v, want a non-function error", err)
+	}
+	out, err := f.rt.Invoke(t.Context(), "", kinesisEvent(t, directive{ID: "next"}))
+	if err != nil || string(out) != `{"batchItemFailures":null}` {
+		t.Fatalf("next invocation: %s, %v", out, err)
+	}
+}
