@@ -81,6 +81,7 @@ func (m *Mapping) process(ctx context.Context, ln *lane, batch []*record) {
 	sh := ln.sh
 	log := m.log.With("shard", sh.id, "lane", ln.n)
 	queue := []work{{recs: batch}}
+	notInvoked := 0 // consecutive errors before invocation, for their backoff
 	for len(queue) > 0 {
 		w := queue[0]
 		queue = queue[1:]
@@ -94,13 +95,15 @@ func (m *Mapping) process(ctx context.Context, ln *lane, batch []*record) {
 		}
 		var fe *FunctionError
 		if err != nil && !errors.As(err, &fe) { // not invoked: retry, not counted
-			log.Warn("invocation failed before the function ran; retrying", "err", err, "batch", len(w.recs))
-			if sleepCtx(ctx, m.backoff(1)) != nil {
+			notInvoked++
+			log.Warn("invocation failed before the function ran; retrying", "err", err, "batch", len(w.recs), "attempt", notInvoked)
+			if sleepCtx(ctx, m.backoff(notInvoked)) != nil {
 				return
 			}
 			queue = append([]work{w}, queue...)
 			continue
 		}
+		notInvoked = 0
 		w.invokes++
 		m.mu.Lock()
 		sh.invocations++

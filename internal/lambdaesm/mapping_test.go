@@ -498,12 +498,12 @@ func TestMappingMaximumRecordAge(t *testing.T) {
 	t.Parallel()
 	kc, stream := testStream(t, 1)
 	f := startFn(t, 1, 30*time.Second)
-	landed := putRecords(t, kc, stream, records("k", 0, 2, map[string]directive{"r0": {Error: true}})...)
 	cfg := testMapping(stream)
-	cfg.MaximumRecordAgeInSeconds = 1
+	cfg.MaximumRecordAgeInSeconds = 2
 	d := &FileDestination{Path: t.TempDir() + "/on-failure.jsonl"}
 	cfg.OnFailure = d
 	m := startMapping(t, kc, f.rt, cfg)
+	landed := putRecords(t, kc, stream, records("k", 0, 2, map[string]directive{"r0": {Error: true}})...)
 	waitCaughtUp(t, m, 20*time.Second)
 	recs, err := d.Records()
 	if err != nil {
@@ -516,7 +516,7 @@ func TestMappingMaximumRecordAge(t *testing.T) {
 		t.Errorf("invocation records %+v; want one RecordAgeExceeded for r0…r1 after %d invocations", recs, len(invs))
 	}
 	if len(invs) < 2 {
-		t.Errorf("%d invocations, want retries until the records were 1 s old", len(invs))
+		t.Errorf("%d invocations, want retries until the records were 2 s old", len(invs))
 	}
 }
 
