@@ -26,8 +26,14 @@ import (
 // reaches H, every change of a transaction S does not see removes its row
 // from the chunk: the log has a newer state of that row. At H, the rows left
 // are exactly the state the stream has reached, and they are emitted there as
-// `r` changes at position (H, i): newer than everything before H, older than
-// everything after. No table of ours is needed in the user's schema.
+// `r` changes at position (H-1, i): newer than everything before H, older than
+// everything after. Not (H, i): pgoutput reports a message at the end of its
+// WAL record, which is where the next record begins — and a transaction whose
+// commit record comes right after the watermark has its changes at (H, 1…n)
+// too. A chunk flushed at (H, n) once made the replay skip such a
+// transaction's first n changes as already applied, and they were lost. The
+// watermark record is longer than a byte, so no commit record starts at H-1.
+// No table of ours is needed in the user's schema.
 //
 // One race is closed by hand: a transaction whose commit record precedes the
 // read can still be invisible to S (it is removed from the proc array just
@@ -250,13 +256,15 @@ func (w *chunkWindow) observe(ch *extract.Change) {
 	}
 }
 
-// emit returns the rows left as snapshot changes at the high watermark hwm,
+// emit returns the rows left as snapshot changes just before the high
+// watermark hwm (at hwm-1: see the top of this file),
 // and the absent keys left as deletes (shaped like a delete under the default
 // replica identity: the key columns, the others left out).
 func (w *chunkWindow) emit(hwm extract.LSN, at time.Time) []*extract.Change {
 	var out []*extract.Change
+	at0 := hwm - 1 // see the top of this file: a commit may start at hwm
 	for _, k := range w.order {
-		pos := extract.Position{LSN: hwm, Seq: uint32(len(out) + 1)}
+		pos := extract.Position{LSN: at0, Seq: uint32(len(out) + 1)}
 		if row, ok := w.rows[k]; ok {
 			out = append(out, &extract.Change{Table: w.tp.Source, Op: extract.OpRead, Pos: pos, Commit: at, After: row})
 		} else if key, ok := w.absent[k]; ok {

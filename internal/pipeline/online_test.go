@@ -69,8 +69,8 @@ func TestChunkWindowReconcilesWithTheLog(t *testing.T) {
 				if ch.After[0].Text != tc.want[i] || ch.Op != extract.OpRead {
 					t.Errorf("row %d: %s %s, want r %s", i, ch.Op, ch.After[0].Text, tc.want[i])
 				}
-				if ch.Pos != (extract.Position{LSN: 0x1000, Seq: uint32(i + 1)}) {
-					t.Errorf("row %d at %v, want 0/1000 seq %d", i, ch.Pos, i+1)
+				if ch.Pos != (extract.Position{LSN: 0x0fff, Seq: uint32(i + 1)}) {
+					t.Errorf("row %d at %v, want 0/FFF seq %d (just before the watermark)", i, ch.Pos, i+1)
 				}
 			}
 			if len(rows) > 0 && (w.last == nil || w.last[0] != "5") {
@@ -172,7 +172,7 @@ func TestChunkWindowDeletesAbsentKeys(t *testing.T) {
 						t.Errorf("delete %s: want a key-only before-image, got %v / %v", ch.Before[0].Text, ch.Before, ch.After)
 					}
 				}
-				if ch.Pos != (extract.Position{LSN: 0x2000, Seq: uint32(i + 1)}) {
+				if ch.Pos != (extract.Position{LSN: 0x1fff, Seq: uint32(i + 1)}) {
 					t.Errorf("change %d at %v, want seq %d", i, ch.Pos, i+1)
 				}
 			}
@@ -263,5 +263,39 @@ func TestKeptAttributes(t *testing.T) {
 				t.Errorf("KeptAttributes = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestChunkRowsOlderThanTheNextCommit: pgoutput reports the watermark at the
+// end of its WAL record, where the next record — the commit of a transaction
+// written meanwhile — may begin, and that transaction's changes are at
+// (H, 1…k). The chunk's rows must be older than all of them: once the chunk
+// is applied and recorded, none of the transaction's changes may count as
+// already applied (they were skipped and lost when the rows were at (H, i)).
+func TestChunkRowsOlderThanTheNextCommit(t *testing.T) {
+	tp := onlineTable()
+	snap := extract.TxSnapshot{Xmin: 100, Xmax: 100}
+	rows := []extract.Row{vrow("1", "a"), vrow("2", "b"), vrow("3", "c"), vrow("4", "d"), vrow("5", "e")}
+	const hwm = extract.LSN(0x22770D48)
+	out := newChunkWindow("w", tp, rows, snap).emit(hwm, time.Unix(0, 0))
+	if len(out) != len(rows) {
+		t.Fatalf("emitted %d rows", len(out))
+	}
+	before := extract.Position{LSN: hwm - 40, Seq: 9} // a commit before the watermark record
+	c, _, _, _ := newTestCheckpointer(t, 0, Checkpoint{LSN: hwm - 40, Pos: before})
+	last := out[len(out)-1].Pos
+	if err := c.applied(t.Context(), last, len(out), 0, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range out {
+		if !before.Less(ch.Pos) {
+			t.Errorf("row at %v is not newer than the commit before the watermark (%v)", ch.Pos, before)
+		}
+	}
+	for seq := uint32(1); seq <= uint32(len(out))+1; seq++ {
+		next := extract.Position{LSN: hwm, Seq: seq}
+		if c.durable(next) {
+			t.Errorf("change %d of a transaction committed at the watermark's end counts as applied after the chunk (rows up to %v)", seq, last)
+		}
 	}
 }
