@@ -484,8 +484,15 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
 	src := transform.RecordSource{DB: conn.Conn().Config().Database}
-	batch := &Batch{Table: tp}
-	keys := map[string]int{} // item key identity → row index in batch
+	newBatch := func() *Batch {
+		return &Batch{Table: tp, Writes: make([]load.WriteRequest, 0, cfg.BatchRows),
+			Records: make([]load.Record, 0, cfg.BatchRows), Rows: make([]extract.Row, 0, cfg.BatchRows)}
+	}
+	batch := newBatch()
+	keys := make(map[string]int, cfg.BatchRows) // item key identity → row index in batch
+	// Items go in DynamoDB's wire form, built with their records by one
+	// encoder: no SDK item per row (see transform.Encoder).
+	enc := tp.NewEncoder()
 	fail := func(row extract.Row, err error) {
 		f := rowFailure(name, tp.KeyString(row), err)
 		f.Op, f.LSN, f.Row = extract.OpRead.String(), pos.LSN.String(), rowText(tp.Source, row)
@@ -504,14 +511,14 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		}
 		fails = append(fails, f...)
 		cfg.Progress.Add(name, int64(len(batch.Writes)))
-		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0], Rows: batch.Rows[:0:0]}
+		batch = newBatch()
 		clear(keys)
 		return nil
 	}
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
 	now := time.Now()
 	n, err := conn.ReadChunk(ctx, tp.Source, ch, func(row extract.Row) error {
-		item, id, err := tp.Item(row, pos)
+		item, id, err := enc.Item(row, pos)
 		if err != nil {
 			fail(row, err)
 			return nil
@@ -520,7 +527,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		publish := tp.Stream != "" && !cfg.publishLater
 		if publish {
 			change.After = row
-			pk, data, err := tp.Record(&change, src, now)
+			pk, data, err := enc.Record(&change, src, now)
 			if err != nil {
 				fail(row, err)
 				return nil
@@ -539,7 +546,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		ref := len(batch.Rows)
 		keys[id] = ref
 		batch.Rows = append(batch.Rows, row)
-		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: ref})
+		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, PutJSON: item, Ref: ref})
 		if publish {
 			rec.Ref = ref
 			batch.Records = append(batch.Records, rec)
