@@ -202,7 +202,15 @@ func ChunkQuery(t *Table, ch Chunk) string {
 // at a time: memory does not depend on the chunk's size. emit may block; an
 // error from emit stops the read and is returned.
 func (c *SnapshotConn) ReadChunk(ctx context.Context, t *Table, ch Chunk, emit func(Row) error) (int64, error) {
+	return c.ReadChunkInto(ctx, t, ch, nil, emit)
+}
+
+// ReadChunkInto is ReadChunk keeping the rows in mem (see RowBuffer: they
+// are valid until its Reset, which emit may call between rows it no longer
+// uses); nil mem allocates every row.
+func (c *SnapshotConn) ReadChunkInto(ctx context.Context, t *Table, ch Chunk, mem *RowBuffer, emit func(Row) error) (int64, error) {
 	w := newCopyRowWriter(len(t.Columns), emit)
+	w.mem = mem
 	if _, err := c.conn.PgConn().CopyTo(ctx, w, "COPY ("+ChunkQuery(t, ch)+") TO STDOUT"); err != nil {
 		return w.rows, fmt.Errorf("read %s chunk %d: %w", t.QualifiedName(), ch.Index, err)
 	}

@@ -14,15 +14,59 @@ import (
 // A row's canonical forms (ISO timestamps, key strings) are computed once
 // and shared by its item and its record, and every item, record and
 // string it hands out is a view of a few large append-only blocks instead
-// of allocations of its own: per row the encoder allocates nothing once
-// its blocks are warm. The views stay valid (and keep their block alive)
-// for as long as they are referenced; nothing handed out is ever written
-// again.
+// of allocations of its own. Until Reset, nothing handed out is ever
+// written again; Reset gives the blocks back for the rows that follow, so
+// that a caller who resets after each batch allocates nothing per row.
 type Encoder struct {
 	tp *TablePlan
 	e  rowEnc
 	// where the current row's bytes start in the blocks, for the hints
 	bufStart, outStart int
+	// blocks of e.buf and e.out filled since Reset (the current ones
+	// excluded), and blocks free for reuse
+	usedBuf, usedOut, freeBuf, freeOut [][]byte
+}
+
+// Reset makes the memory of everything the encoder handed out (items,
+// records, key identities, partition keys) available again: none of it
+// may be used after Reset.
+func (enc *Encoder) Reset() {
+	e := &enc.e
+	enc.freeBuf = recycle(enc.freeBuf, enc.usedBuf, e.buf)
+	enc.freeOut = recycle(enc.freeOut, enc.usedOut, e.out)
+	enc.usedBuf, enc.usedOut = enc.usedBuf[:0], enc.usedOut[:0]
+	e.buf, e.out = nil, nil
+	e.row = nil
+}
+
+// recycle adds the used blocks and the current one to free, emptied.
+func recycle(free, used [][]byte, cur []byte) [][]byte {
+	for _, b := range used {
+		free = append(free, b[:0])
+	}
+	if cap(cur) > 0 {
+		free = append(free, cur[:0])
+	}
+	return free
+}
+
+// block returns a block with room for n bytes: the current one if it has
+// the room, else a free one or a new one (the current one is kept as used).
+func block(cur []byte, n, size int, used, free *[][]byte) []byte {
+	if cap(cur) > 0 && cap(cur)-len(cur) >= n {
+		return cur
+	}
+	if cap(cur) > 0 {
+		*used = append(*used, cur)
+	}
+	for k := len(*free) - 1; k >= 0; k-- {
+		if b := (*free)[k]; cap(b) >= n {
+			(*free)[k] = (*free)[len(*free)-1]
+			*free = (*free)[:len(*free)-1]
+			return b
+		}
+	}
+	return make([]byte, 0, max(size, 2*n))
 }
 
 // blockBytes is the size of the blocks an Encoder writes items, records
@@ -44,12 +88,8 @@ func (enc *Encoder) Item(row extract.Row, pos extract.Position) (ddbjson.Item, s
 	// A row's bytes must fit the blocks' free room (else they would be
 	// copied into a new block with everything before them); a row larger
 	// than its hint still works, the block grows.
-	if cap(e.buf)-len(e.buf) < int(h.buf.Load()) {
-		e.buf = make([]byte, 0, max(blockBytes/4, 2*int(h.buf.Load())))
-	}
-	if need := int(h.out.Load()) + int(h.record.Load()); cap(e.out)-len(e.out) < need {
-		e.out = make([]byte, 0, max(blockBytes, 2*need))
-	}
+	e.buf = block(e.buf, int(h.buf.Load()), blockBytes/4, &enc.usedBuf, &enc.freeBuf)
+	e.out = block(e.out, int(h.out.Load())+int(h.record.Load()), blockBytes, &enc.usedOut, &enc.freeOut)
 	enc.bufStart, enc.outStart = len(e.buf), len(e.out)
 	it, id, err := e.itemJSON(pos)
 	if err != nil {

@@ -203,3 +203,52 @@ func TestEncoderRecordOfAnotherRow(t *testing.T) {
 		t.Errorf("record %s", data)
 	}
 }
+
+// TestEncoderReset: after Reset the encoder builds the same items and
+// records into the memory it used before, allocating nothing per row.
+func TestEncoderReset(t *testing.T) {
+	p := pagilaPlan(t)
+	tp := tablePlan(t, p, "rental")
+	enc := tp.NewEncoder()
+	rows := []extract.Row{rentalOpen, rentalReturned}
+	encode := func() (items, recs [][]byte) {
+		for range 100 {
+			for _, r := range rows {
+				it, _, err := enc.Item(r, testPos)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ch := &extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: testPos, Commit: testCommit, After: r}
+				_, rec, err := enc.Record(ch, testSource, testNow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				items, recs = append(items, bytes.Clone(it.JSON)), append(recs, bytes.Clone(rec))
+			}
+		}
+		return items, recs
+	}
+	items1, recs1 := encode()
+	enc.Reset()
+	items2, recs2 := encode()
+	for i := range items1 {
+		if !bytes.Equal(items1[i], items2[i]) || !bytes.Equal(recs1[i], recs2[i]) {
+			t.Fatalf("row %d differs after Reset:\n%s\n%s", i, items1[i], items2[i])
+		}
+	}
+	ch := &extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: testPos, Commit: testCommit, After: rentalOpen}
+	allocs := testing.AllocsPerRun(50, func() {
+		enc.Reset()
+		for range 200 {
+			if _, _, err := enc.Item(rentalOpen, testPos); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := enc.Record(ch, testSource, testNow); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("%v allocations per 200 rows after Reset", allocs)
+	}
+}
