@@ -39,6 +39,13 @@ func (enc *Encoder) Reset() {
 	e.row = nil
 }
 
+// Switch resets the encoder (see Reset) and makes it encode the rows of tp
+// from now on, in the blocks it has.
+func (enc *Encoder) Switch(tp *TablePlan) {
+	enc.Reset()
+	enc.tp, enc.e.tp = tp, tp
+}
+
 // recycle adds the used blocks and the current one to free, emptied.
 func recycle(free, used [][]byte, cur []byte) [][]byte {
 	for _, b := range used {

@@ -197,6 +197,10 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	}
 	snapTime := time.Now()
 	readPos := extract.Position{LSN: res.ReadLSN}
+	readers := make([]*reader, len(conns))
+	for i, c := range conns {
+		readers[i] = &reader{conn: c}
+	}
 	planned, stopPlanning := planTables(ctx, &cfg, planConn, plans, state)
 	defer stopPlanning()
 
@@ -206,7 +210,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		}
 		tp, plan := pt.tp, pt.plan
 		name := tp.Source.QualifiedName()
-		st, err := copyTable(ctx, &cfg, tp, plan, done[name], conns, state, readPos, snapTime)
+		st, err := copyTable(ctx, &cfg, tp, plan, done[name], readers, state, readPos, snapTime)
 		if st != nil {
 			res.Tables = append(res.Tables, st)
 			res.Failures = append(res.Failures, st.Failures...)
@@ -425,8 +429,51 @@ func (nopProgress) TableStart(string, int64, int64) {}
 func (nopProgress) Add(string, int64)               {}
 func (nopProgress) TableDone(*TableStats)           {}
 
+// reader is a snapshot connection with the memory its chunks are read,
+// encoded and batched in: one batch at a time, used again for the next,
+// chunk after chunk and table after table. The rows (mem), the items and
+// records built from them (enc: DynamoDB's wire form, no SDK item per
+// row), the batch's slices and the key index: per row the backfill's
+// source side allocates nothing. The sink keeps nothing of a batch once
+// Write returns (Sink), and a failure copies what it reports of its row
+// (rowText, KeyString).
+type reader struct {
+	conn  *extract.SnapshotConn
+	mem   extract.RowBuffer
+	enc   *transform.Encoder
+	batch Batch
+	keys  map[string]int // item key identity → row index in batch
+}
+
+// start prepares the reader for a chunk of tp.
+func (r *reader) start(tp *transform.TablePlan, batchRows int) {
+	if r.enc == nil {
+		r.enc = tp.NewEncoder()
+		r.keys = make(map[string]int, batchRows)
+		r.batch = Batch{Writes: make([]load.WriteRequest, 0, batchRows),
+			Records: make([]load.Record, 0, batchRows), Rows: make([]extract.Row, 0, batchRows)}
+	}
+	r.enc.Switch(tp)
+	r.mem.Reset()
+	r.batch.Table = tp
+	r.next()
+}
+
+// next empties the batch, the key index and the memory of the batch's rows
+// for the next batch.
+func (r *reader) next() {
+	b := &r.batch
+	clear(b.Writes)
+	clear(b.Records)
+	clear(b.Rows)
+	b.Writes, b.Records, b.Rows = b.Writes[:0], b.Records[:0], b.Rows[:0]
+	clear(r.keys)
+	r.enc.Reset()
+	r.mem.Reset()
+}
+
 func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, plan *chunkPlan, done map[int]int64,
-	conns []*extract.SnapshotConn, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
+	readers []*reader, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
 	name := tp.Source.QualifiedName()
 	start := time.Now()
 	before := cfg.Sink.Stats()
@@ -446,10 +493,10 @@ func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	var mu sync.Mutex
 	var rows atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for _, conn := range conns {
+	for _, r := range readers {
 		g.Go(func() error {
 			for ch := range todo {
-				n, fails, err := copyChunk(gctx, cfg, tp, conn, ch, pos, snapTime)
+				n, fails, err := copyChunk(gctx, cfg, tp, r, ch, pos, snapTime)
 				rows.Add(n)
 				if err != nil {
 					return err
@@ -491,21 +538,13 @@ func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 
 // copyChunk reads one chunk and writes it in batches; it returns rows read and
 // the rows that failed.
-func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, conn *extract.SnapshotConn,
+func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
 	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, []RowFailure, error) {
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
-	src := transform.RecordSource{DB: conn.Conn().Config().Database}
-	// One batch at a time, its memory used again for the next: the rows
-	// (mem), the items and records built from them (enc: DynamoDB's wire
-	// form, no SDK item per row), the batch's slices and the key index.
-	// The sink keeps nothing of a batch once Write returns (Sink), and a
-	// failure copies what it reports of its row (rowText, KeyString).
-	batch := &Batch{Table: tp, Writes: make([]load.WriteRequest, 0, cfg.BatchRows),
-		Records: make([]load.Record, 0, cfg.BatchRows), Rows: make([]extract.Row, 0, cfg.BatchRows)}
-	keys := make(map[string]int, cfg.BatchRows) // item key identity → row index in batch
-	var mem extract.RowBuffer
-	enc := tp.NewEncoder()
+	src := transform.RecordSource{DB: r.conn.Conn().Config().Database}
+	r.start(tp, cfg.BatchRows)
+	batch, keys, enc := &r.batch, r.keys, r.enc
 	fail := func(row extract.Row, err error) {
 		f := rowFailure(name, tp.KeyString(row), err)
 		f.Op, f.LSN, f.Row = extract.OpRead.String(), pos.LSN.String(), rowText(tp.Source, row)
@@ -524,18 +563,12 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		}
 		fails = append(fails, f...)
 		cfg.Progress.Add(name, int64(len(batch.Writes)))
-		clear(batch.Writes)
-		clear(batch.Records)
-		clear(batch.Rows)
-		batch.Writes, batch.Records, batch.Rows = batch.Writes[:0], batch.Records[:0], batch.Rows[:0]
-		clear(keys)
-		enc.Reset()
-		mem.Reset()
+		r.next()
 		return nil
 	}
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
 	now := time.Now()
-	n, err := conn.ReadChunkInto(ctx, tp.Source, ch, &mem, func(row extract.Row) error {
+	n, err := r.conn.ReadChunkInto(ctx, tp.Source, ch, &r.mem, func(row extract.Row) error {
 		item, id, err := enc.Item(row, pos)
 		if err != nil {
 			fail(row, err)
