@@ -138,6 +138,11 @@ func sameRow(a, b extract.Row) bool {
 func (e *rowEnc) reset(row extract.Row, convs []converter) {
 	e.row, e.convs = row, convs
 	e.m, e.attrs = nil, 0
+	if n := e.tp.templates; len(e.tpls) != n {
+		e.tpls = make([]renderedTpl, n)
+	} else {
+		clear(e.tpls)
+	}
 	if len(convs) > inlineCols {
 		if len(e.wide) != len(convs) {
 			e.wide, e.wideK = make([]string, len(convs)), make([]bool, len(convs))

@@ -230,7 +230,12 @@ func (e *rowEnc) item(pos extract.Position) (pk, sk, id string, err error) {
 	}
 	e.out = append(e.out, tp.wireTable...) // ,"_table":{"S":"…"}
 	e.out = append(e.out, `,"_version":{"N":"`...)
-	e.out = pos.AppendVersion(e.out)
+	if !e.verOK || e.verPos != pos {
+		// The rows of a snapshot share their position: its version is
+		// written once.
+		e.version, e.verPos, e.verOK = pos.AppendVersion(e.version[:0]), pos, true
+	}
+	e.out = append(e.out, e.version...)
 	e.out = append(e.out, `"}`...)
 	return pk, sk, id, nil
 }
@@ -366,6 +371,21 @@ func (tp *TablePlan) appendRecord(buf []byte, e *rowEnc, ch *extract.Change, src
 	if buf, err = tp.appendImage(buf, ch.After, e); err != nil {
 		return "", buf, tp.rowErr(keyRow, err)
 	}
+	if e != nil && e.tail.valid(tp, ch, src, now) {
+		// The rows of a snapshot chunk share their envelope's end.
+		return partitionKey, append(buf, e.tail.data...), nil
+	}
+	start := len(buf)
+	buf = tp.appendRecordTail(buf, ch, src, now)
+	if e != nil {
+		e.tail.set(tp, ch, src, now, buf[start:])
+	}
+	return partitionKey, buf, nil
+}
+
+// appendRecordTail appends the envelope after the row images: source and
+// ts_ms.
+func (tp *TablePlan) appendRecordTail(buf []byte, ch *extract.Change, src RecordSource, now time.Time) []byte {
 	buf = append(buf, `,"source":{"db":`...)
 	buf = appendJSONString(buf, src.DB)
 	buf = append(buf, `,"schema":`...)
@@ -384,8 +404,30 @@ func (tp *TablePlan) appendRecord(buf []byte, e *rowEnc, ch *extract.Change, src
 	buf = strconv.AppendBool(buf, ch.Snapshot())
 	buf = append(buf, `},"ts_ms":`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
-	buf = append(buf, '}')
-	return partitionKey, buf, nil
+	return append(buf, '}')
+}
+
+// recordTail caches a record's tail (appendRecordTail) with what it
+// depends on.
+type recordTail struct {
+	ok              bool
+	tp              *TablePlan
+	db              string
+	pos             extract.Position
+	txid            uint32
+	commitMS, nowMS int64
+	snapshot        bool
+	data            []byte
+}
+
+func (c *recordTail) valid(tp *TablePlan, ch *extract.Change, src RecordSource, now time.Time) bool {
+	return c.ok && c.tp == tp && c.db == src.DB && c.pos == ch.Pos && c.txid == ch.TxID &&
+		c.commitMS == ch.Commit.UnixMilli() && c.nowMS == now.UnixMilli() && c.snapshot == ch.Snapshot()
+}
+
+func (c *recordTail) set(tp *TablePlan, ch *extract.Change, src RecordSource, now time.Time, data []byte) {
+	*c = recordTail{ok: true, tp: tp, db: src.DB, pos: ch.Pos, txid: ch.TxID, commitMS: ch.Commit.UnixMilli(),
+		nowMS: now.UnixMilli(), snapshot: ch.Snapshot(), data: append(c.data[:0], data...)}
 }
 
 // appendImage writes a row image as a JSON object of the mapped columns; columns

@@ -121,6 +121,39 @@ type TablePlan struct {
 	// wireTable is the _table attribute in the wire form, with the comma
 	// that precedes it: ,"_table":{"S":"rental"}.
 	wireTable string
+	// templates counts the distinct templates of the table's keys (slots).
+	templates int
+}
+
+// numberTemplates gives the table's templates of more than a literal their
+// slots, one per distinct template (by its text).
+func (tp *TablePlan) numberTemplates() {
+	slots := map[string]int{}
+	number := func(t *template) {
+		if len(t.parts) == 1 && t.parts[0].col < 0 {
+			return
+		}
+		n, ok := slots[t.src.Raw]
+		if !ok {
+			n = len(slots)
+			slots[t.src.Raw] = n
+		}
+		t.slot = n
+	}
+	number(&tp.PK.tpl)
+	if tp.SK != nil {
+		number(&tp.SK.tpl)
+	}
+	for i := range tp.GSIs {
+		number(&tp.GSIs[i].PK.tpl)
+		if tp.GSIs[i].SK != nil {
+			number(&tp.GSIs[i].SK.tpl)
+		}
+	}
+	if tp.partKey != nil {
+		number(tp.partKey)
+	}
+	tp.templates = len(slots)
 }
 
 // Compile checks the mapping against the source tables and compiles it. Every
@@ -300,6 +333,7 @@ func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TableP
 			tp.partKey = &t
 		}
 	}
+	tp.numberTemplates()
 	return tp, errs
 }
 

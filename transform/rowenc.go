@@ -44,6 +44,15 @@ type rowEnc struct {
 	m     Item
 	out   []byte
 	attrs int
+	// tpls are the row's rendered templates, by template slot (Encoder
+	// only: one row's, cleared by reset).
+	tpls []renderedTpl
+	// What rows share (Encoder): the version of a position, the end of a
+	// record's envelope.
+	version []byte
+	verPos  extract.Position
+	verOK   bool
+	tail    recordTail
 }
 
 // inlineCols is the width up to which a row's canonical strings live inside

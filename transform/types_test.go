@@ -196,3 +196,42 @@ func TestTextOfInvertsArrays(t *testing.T) {
 	}
 	var _ types.AttributeValue
 }
+
+// checkTimestampFastPath: where the fast path takes a timestamp, it writes
+// what parsing and formatting write.
+func checkTimestampFastPath(t *testing.T, text string) {
+	t.Helper()
+	for _, tz := range []bool{false, true} {
+		fast, ok := appendISOTimestampUTC([]byte("x"), text, tz)
+		slow, err := appendISOTimestampParsed([]byte("x"), text, tz)
+		if ok && (err != nil || string(fast) != string(slow)) {
+			t.Errorf("%q (tz %v): fast path %q, general path %q, %v", text, tz, fast, slow, err)
+		}
+	}
+}
+
+func TestTimestampFastPath(t *testing.T) {
+	for _, s := range []string{"2022-02-15 09:09:17+00", "2022-02-15 09:09:17.5+00", "2022-02-15 09:09:17.123456+00", "2022-02-15 09:09:17.1234567+00",
+		"2022-02-15 09:09:17", "2022-02-15 09:09:17.000001", "0001-01-01 00:00:00+00", "0000-01-01 00:00:00", "9999-12-31 23:59:59.999999+00",
+		"2022-13-01 00:00:00+00", "2022-00-10 00:00:00+00", "2022-01-32 00:00:00", "2022-01-01 24:00:00", "2022-01-01 00:60:00", "2022-01-01 00:00:60",
+		"2022-01-01 00:00:00+02", "2022-01-01 00:00:00+00:00", "2022-01-01 00:00:00+00 BC", "2022-01-01 00:00:00.+00", "10000-01-01 00:00:00+00",
+		"2022-01-01T00:00:00+00", "2022-01-01 00:00:00 ", "infinity", "", "2022-01-01"} {
+		checkTimestampFastPath(t, s)
+	}
+	for _, tc := range typeRuleCases {
+		checkTimestampFastPath(t, tc.in)
+	}
+	for _, tc := range attrAutoCases {
+		checkTimestampFastPath(t, tc.in)
+	}
+	if out, ok := appendISOTimestampUTC(nil, "2022-02-15 09:09:17.5+00", true); !ok || string(out) != "2022-02-15T09:09:17.500000Z" {
+		t.Errorf("fast path: %q, %v", out, ok)
+	}
+}
+
+func FuzzTimestampFastPath(f *testing.F) {
+	for _, s := range []string{"2022-02-15 09:09:17.5+00", "2022-02-15 09:09:17", "0000-01-01 00:00:00+00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkTimestampFastPath(t, s) })
+}

@@ -23,6 +23,7 @@ import (
 	"maps"
 	"slices"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -63,8 +64,19 @@ func (it Item) Valid() error {
 // encoding/json both escapes differently (<, >, &) and allocates per value.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// Eight bytes at a time while none needs a look (most strings: keys,
+	// timestamps, numbers, plain text), then byte by byte.
+	i := 0
+	if len(s) >= 8 {
+		p := unsafe.Pointer(unsafe.StringData(s))
+		for ; i+8 <= len(s); i += 8 {
+			if special(*(*uint64)(unsafe.Add(p, i))) {
+				break
+			}
+		}
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		b := s[i]
 		if b < utf8.RuneSelf {
 			if safe[b] {
@@ -109,6 +121,16 @@ func AppendString(dst []byte, s string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// special reports whether one of the 8 bytes of w (any order) is not
+// written as it is: below 0x20, '"', '\\', DEL or not ASCII.
+func special(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b, d := w^(ones*'"'), w^(ones*'\\'), w^(ones*0x7f) // a zero byte where w has '"', '\\', DEL
+	// x-ones & ^x has the high bit of a zero byte of x set (and w-0x20s & ^w
+	// that of a byte below 0x20), exactly when there is one.
+	return (w|(w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b|(d-ones)&^d)&highs != 0
+}
+
 // safe marks the ASCII bytes written as they are inside a JSON string.
 var safe = func() (t [utf8.RuneSelf]bool) {
 	for b := 0x20; b < utf8.RuneSelf; b++ {
@@ -124,12 +146,13 @@ func AppendS(dst []byte, s string) []byte {
 	return append(dst, '}')
 }
 
-// AppendN appends a typed N value, {"N":"…"}; n is a number's decimal form
-// (digits, sign, point, exponent: nothing to escape).
+// AppendN appends a typed N value, {"N":"…"} (escaped as a string is,
+// although a number's decimal form has nothing to escape: what DynamoDB
+// receives must not depend on the value having been checked).
 func AppendN(dst []byte, n string) []byte {
-	dst = append(dst, `{"N":"`...)
-	dst = append(dst, n...)
-	return append(dst, `"}`...)
+	dst = append(dst, `{"N":`...)
+	dst = AppendString(dst, n)
+	return append(dst, '}')
 }
 
 // AppendB appends a typed B value: {"B":"<base64>"}.
@@ -163,9 +186,7 @@ func AppendAttributeValue(dst []byte, v types.AttributeValue) ([]byte, error) {
 	case *types.AttributeValueMemberS:
 		return AppendS(dst, v.Value), nil
 	case *types.AttributeValueMemberN:
-		dst = append(dst, `{"N":`...)
-		dst = AppendString(dst, v.Value)
-		return append(dst, '}'), nil
+		return AppendN(dst, v.Value), nil
 	case *types.AttributeValueMemberB:
 		return AppendB(dst, v.Value), nil
 	case *types.AttributeValueMemberBOOL:

@@ -29,6 +29,12 @@ func TestAppendStringMatchesSDK(t *testing.T) {
 	for b := 0; b < 256; b++ {
 		checkString(t, string([]byte{byte(b)}))
 		checkString(t, "a"+string([]byte{byte(b)})+"z")
+		// at every place of the words read eight bytes at a time
+		for _, at := range []int{0, 3, 7, 8, 15, 16, 19} {
+			s := []byte("abcdefghijklmnopqrst")
+			s[at] = byte(b)
+			checkString(t, string(s))
+		}
 	}
 }
 
