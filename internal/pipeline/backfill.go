@@ -443,6 +443,7 @@ type reader struct {
 	enc   *transform.Encoder
 	batch Batch
 	keys  map[string]int // item key identity → row index in batch
+	refs  []any          // refs[i] is i, boxed once (a write's and a record's Ref)
 }
 
 // start prepares the reader for a chunk of tp.
@@ -452,6 +453,10 @@ func (r *reader) start(tp *transform.TablePlan, batchRows int) {
 		r.keys = make(map[string]int, batchRows)
 		r.batch = Batch{Writes: make([]load.WriteRequest, 0, batchRows),
 			Records: make([]load.Record, 0, batchRows), Rows: make([]extract.Row, 0, batchRows)}
+		r.refs = make([]any, batchRows)
+		for i := range r.refs {
+			r.refs[i] = i
+		}
 	}
 	r.enc.Switch(tp)
 	r.mem.Reset()
@@ -597,9 +602,9 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		ref := len(batch.Rows)
 		keys[id] = ref
 		batch.Rows = append(batch.Rows, row)
-		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, PutJSON: item, Ref: ref})
+		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, PutJSON: item, Ref: r.refs[ref]})
 		if publish {
-			rec.Ref = ref
+			rec.Ref = r.refs[ref]
 			batch.Records = append(batch.Records, rec)
 		}
 		if len(batch.Writes) >= cfg.BatchRows {

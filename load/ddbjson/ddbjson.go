@@ -150,10 +150,26 @@ func AppendS(dst []byte, s string) []byte {
 // although a number's decimal form has nothing to escape: what DynamoDB
 // receives must not depend on the value having been checked).
 func AppendN(dst []byte, n string) []byte {
-	dst = append(dst, `{"N":`...)
-	dst = AppendString(dst, n)
-	return append(dst, '}')
+	for i := 0; i < len(n); i++ {
+		if !numberByte[n[i]] {
+			dst = append(dst, `{"N":`...)
+			dst = AppendString(dst, n)
+			return append(dst, '}')
+		}
+	}
+	dst = append(dst, `{"N":"`...)
+	dst = append(dst, n...)
+	return append(dst, `"}`...)
 }
+
+// numberByte marks the bytes of a number's decimal form, which a JSON string
+// holds as they are.
+var numberByte = func() (t [256]bool) {
+	for _, c := range []byte("0123456789+-.eE") {
+		t[c] = true
+	}
+	return t
+}()
 
 // AppendB appends a typed B value: {"B":"<base64>"}.
 func AppendB(dst []byte, b []byte) []byte {

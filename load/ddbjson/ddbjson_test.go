@@ -181,3 +181,15 @@ func BenchmarkAppendS(b *testing.B) {
 		buf = ddbjson.AppendS(buf[:0], s)
 	}
 }
+
+func TestAppendNMatchesSDK(t *testing.T) {
+	for _, n := range []string{"0", "-12.50", "1.5e+20", "1E-130", "12345678901234567890123456789012345678", "", "1\"2", "a\\b", "\xff", "1\n"} {
+		want, err := ddbjsontest.SDKValue(&types.AttributeValueMemberN{Value: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ddbjson.AppendN(nil, n); !bytes.Equal(got, want) {
+			t.Errorf("AppendN(%q) = %s, the SDK writes %s", n, got, want)
+		}
+	}
+}
