@@ -82,6 +82,9 @@ func (w *copyRowWriter) decodeLine(b []byte) (Row, error) {
 	} else {
 		line, row = string(b), make(Row, 0, w.ncols)
 	}
+	// A line without a backslash (most) has no NULL and no escape: its
+	// fields are taken as they are.
+	escapes := bytes.IndexByte(b, '\\') >= 0
 	for {
 		i := strings.IndexByte(line, '\t')
 		field := line
@@ -90,6 +93,8 @@ func (w *copyRowWriter) decodeLine(b []byte) (Row, error) {
 		}
 		var v Value
 		switch {
+		case !escapes:
+			v = Value{Text: field}
 		case field == `\N`:
 			v = Value{Null: true}
 		case strings.IndexByte(field, '\\') < 0:

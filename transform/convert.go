@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -467,8 +468,18 @@ func (c *converter) appendJSONList(dst []byte, elems []arrayElem) ([]byte, error
 func appendJSONString(dst []byte, s string) []byte {
 	const hexdig = "0123456789abcdef"
 	dst = append(dst, '"')
+	// Eight bytes at a time while none is escaped, then byte by byte.
+	i := 0
+	if len(s) >= 8 {
+		p := unsafe.Pointer(unsafe.StringData(s))
+		for ; i+8 <= len(s); i += 8 {
+			if escapedJSON(*(*uint64)(unsafe.Add(p, i))) {
+				break
+			}
+		}
+	}
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
 			continue
@@ -490,6 +501,16 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// escapedJSON reports whether one of the 8 bytes of w is one appendJSONString
+// escapes: below 0x20, '"', '\\', '<', '>' or '&'.
+func escapedJSON(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// x-ones & ^x has the high bit of a zero byte of x set (and w-0x20s & ^w
+	// that of a byte below 0x20), exactly when there is one.
+	q, b, l, g, a := w^(ones*'"'), w^(ones*'\\'), w^(ones*'<'), w^(ones*'>'), w^(ones*'&')
+	return ((w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b|(l-ones)&^l|(g-ones)&^g|(a-ones)&^a)&highs != 0
 }
 
 // CompareNumbers compares two decimal strings exactly (used by verify, where

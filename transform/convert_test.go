@@ -481,3 +481,21 @@ func TestCompareNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendJSONStringWords: every byte at every place of the words the
+// escaper reads eight bytes at a time.
+func TestAppendJSONStringWords(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for _, at := range []int{0, 3, 7, 8, 15, 16, 19} {
+			s := []byte("abcdefghijklmnopqrst")
+			s[at] = byte(c)
+			if utf8.Valid(s) {
+				checkJSONString(t, string(s))
+			}
+			got := appendJSONString(nil, string(s))
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && string(got) != `"`+string(s)+`"` {
+				t.Errorf("byte %#x at %d: %q", c, at, got)
+			}
+		}
+	}
+}
