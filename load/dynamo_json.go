@@ -54,20 +54,6 @@ func withJSONBody(body []byte) func(*dynamodb.Options) {
 	}
 }
 
-// JSONBodyOf returns the body a call's options send instead of its input
-// (ok false when they send the input). For fakes of the DynamoDB API in
-// tests: a fake sees the placeholder input, the body is the request.
-func JSONBodyOf(optFns ...func(*dynamodb.Options)) (body []byte, ok bool) {
-	var o dynamodb.Options
-	for _, fn := range optFns {
-		fn(&o)
-	}
-	if p, isJSON := o.Protocol.(jsonBody); isJSON {
-		return p.body, true
-	}
-	return nil, false
-}
-
 // batchWriteJSON sends one BatchWriteItem of puts in the wire form. The
 // input carries the tables with no requests: the SDK validates it and binds
 // the endpoint parameters (the tables' ARNs) from it, the body is ferry's.

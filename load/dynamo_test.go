@@ -58,6 +58,20 @@ func (f *fakeDynamo) apply(table string, put, del Item) {
 	f.applied[k] = append(f.applied[k], "del")
 }
 
+// jsonBodyOf returns the body a call's options send instead of its input
+// (ok false when they send the input). For fakes of the DynamoDB API in
+// tests: a fake sees the placeholder input, the body is the request.
+func jsonBodyOf(optFns ...func(*dynamodb.Options)) (body []byte, ok bool) {
+	var o dynamodb.Options
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if p, isJSON := o.Protocol.(jsonBody); isJSON {
+		return p.body, true
+	}
+	return nil, false
+}
+
 // wireBatch is the body of a BatchWriteItem in the wire form.
 type wireBatch struct {
 	RequestItems map[string][]struct {
@@ -68,7 +82,7 @@ type wireBatch struct {
 // fromWire turns a call's body in the wire form (if its options send one)
 // into the input it stands for; the placeholder input must name its tables.
 func fromWire(in *dynamodb.BatchWriteItemInput, optFns []func(*dynamodb.Options)) (*dynamodb.BatchWriteItemInput, error) {
-	body, ok := JSONBodyOf(optFns...)
+	body, ok := jsonBodyOf(optFns...)
 	if !ok {
 		return in, nil
 	}
@@ -155,7 +169,7 @@ func (f *fakeDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrite
 }
 
 func (f *fakeDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if body, ok := JSONBodyOf(optFns...); ok {
+	if body, ok := jsonBodyOf(optFns...); ok {
 		var wire struct {
 			TableName string
 			Item      json.RawMessage

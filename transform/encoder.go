@@ -20,8 +20,8 @@ import (
 type Encoder struct {
 	tp *TablePlan
 	e  rowEnc
-	// where the current row's bytes start in the blocks, for the hints
-	bufStart, outStart int
+	// where the current row's strings start in the arena, for the hints
+	bufStart int
 	// blocks of e.buf and e.out filled since Reset (the current ones
 	// excluded), and blocks free for reuse
 	usedBuf, usedOut, freeBuf, freeOut [][]byte
@@ -97,7 +97,7 @@ func (enc *Encoder) Item(row extract.Row, pos extract.Position) (ddbjson.Item, s
 	// than its hint still works, the block grows.
 	e.buf = block(e.buf, int(h.buf.Load()), blockBytes/4, &enc.usedBuf, &enc.freeBuf)
 	e.out = block(e.out, int(h.out.Load())+int(h.record.Load()), blockBytes, &enc.usedOut, &enc.freeOut)
-	enc.bufStart, enc.outStart = len(e.buf), len(e.out)
+	enc.bufStart = len(e.buf)
 	it, id, err := e.itemJSON(pos)
 	if err != nil {
 		return ddbjson.Item{}, "", err
