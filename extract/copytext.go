@@ -17,6 +17,7 @@ type copyRowWriter struct {
 	emit    func(Row) error
 	rows    int64
 	scratch []byte
+	mem     *RowBuffer // where rows are kept (nil: an allocation per row)
 }
 
 func newCopyRowWriter(ncols int, emit func(Row) error) *copyRowWriter {
@@ -72,9 +73,18 @@ func (w *copyRowWriter) line(b []byte) error {
 
 func (w *copyRowWriter) decodeLine(b []byte) (Row, error) {
 	// One string per line; fields without escapes are substrings of it, so a
-	// row costs two allocations instead of one per column.
-	line := string(b)
-	row := make(Row, 0, w.ncols)
+	// row costs two allocations instead of one per column (none with a
+	// RowBuffer).
+	var line string
+	var row Row
+	if w.mem != nil {
+		line, row = w.mem.str(b), w.mem.row(w.ncols)
+	} else {
+		line, row = string(b), make(Row, 0, w.ncols)
+	}
+	// A line without a backslash (most) has no NULL and no escape: its
+	// fields are taken as they are.
+	escapes := bytes.IndexByte(b, '\\') >= 0
 	for {
 		i := strings.IndexByte(line, '\t')
 		field := line
@@ -83,6 +93,8 @@ func (w *copyRowWriter) decodeLine(b []byte) (Row, error) {
 		}
 		var v Value
 		switch {
+		case !escapes:
+			v = Value{Text: field}
 		case field == `\N`:
 			v = Value{Null: true}
 		case strings.IndexByte(field, '\\') < 0:
@@ -102,6 +114,8 @@ func (w *copyRowWriter) decodeLine(b []byte) (Row, error) {
 	if len(row) != w.ncols {
 		return nil, fmt.Errorf("got %d columns, want %d", len(row), w.ncols)
 	}
+	// (More columns than ncols: append left the buffer's block, and the
+	// row is refused anyway.)
 	return row, nil
 }
 
@@ -162,6 +176,9 @@ func (w *copyRowWriter) decodeField(f []byte) (Value, error) {
 		}
 	}
 	w.scratch = out
+	if w.mem != nil {
+		return Value{Text: w.mem.str(out)}, nil
+	}
 	return Value{Text: string(out)}, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 )
 
 // Item is one DynamoDB item (or key).
@@ -31,10 +33,13 @@ type WriteRequest struct {
 	// It is used to never put two writes for one key in one batch and to keep
 	// the writes for one key in order. Required.
 	KeyID string
-	// Exactly one of Put / Delete is set; Delete holds only the key
-	// attributes.
-	Put    Item
-	Delete Item
+	// Exactly one of Put, PutJSON and Delete is set; Delete holds only the
+	// key attributes. PutJSON is an item already in DynamoDB's JSON wire
+	// form (the backfill's): it is sent as written, without ever becoming
+	// an SDK item.
+	Put     Item
+	PutJSON ddbjson.Item
+	Delete  Item
 	// Ref is opaque to the writer and returned in failures.
 	Ref any
 }
@@ -47,8 +52,17 @@ func (r WriteRequest) validate() error {
 	if r.KeyID == "" {
 		errs = append(errs, errors.New("no KeyID"))
 	}
-	if (r.Put == nil) == (r.Delete == nil) {
-		errs = append(errs, errors.New("need exactly one of Put and Delete"))
+	n := 0
+	for _, set := range []bool{r.Put != nil, r.PutJSON.JSON != nil, r.Delete != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		errs = append(errs, errors.New("need exactly one of Put, PutJSON and Delete"))
+	}
+	if r.PutJSON.JSON != nil {
+		errs = append(errs, r.PutJSON.Valid())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("table %q key %q: %w: %w", r.Table, keyText(r.KeyID), ErrInvalidRequest, err)
@@ -210,7 +224,9 @@ func splitRounds(reqs []indexed) [][]indexed {
 }
 
 // writeRound writes requests with distinct keys, in batches of 25, up to
-// Workers batches at once.
+// Workers batches at once. Puts in the wire form go in batches of their
+// own (their body is written by ferry, the others' by the SDK); inside a
+// round keys are distinct, so the order between batches does not matter.
 func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed) ([]indexedFailure, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Workers)
@@ -218,8 +234,7 @@ func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed) ([]indexe
 		mu       sync.Mutex
 		failures []indexedFailure
 	)
-	for start := 0; start < len(reqs); start += MaxBatchWriteItems {
-		batch := reqs[start:min(start+MaxBatchWriteItems, len(reqs))]
+	for _, batch := range batches(reqs) {
 		g.Go(func() error {
 			f, err := w.writeBatch(gctx, batch)
 			if len(f) > 0 {
@@ -232,6 +247,41 @@ func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed) ([]indexe
 	}
 	err := g.Wait()
 	return failures, err
+}
+
+// batches cuts a round into batches of at most 25 requests, the puts in
+// the wire form apart from the others.
+func batches(reqs []indexed) [][]indexed {
+	wire := 0
+	for _, r := range reqs {
+		if r.req.PutJSON.JSON != nil {
+			wire++
+		}
+	}
+	if wire == 0 || wire == len(reqs) {
+		return chunk(reqs, nil)
+	}
+	split := make([]indexed, 0, len(reqs))
+	for _, r := range reqs {
+		if r.req.PutJSON.JSON != nil {
+			split = append(split, r)
+		}
+	}
+	for _, r := range reqs {
+		if r.req.PutJSON.JSON == nil {
+			split = append(split, r)
+		}
+	}
+	return chunk(split[wire:], chunk(split[:wire], nil))
+}
+
+// chunk appends reqs cut into batches of at most 25 to out.
+func chunk(reqs []indexed, out [][]indexed) [][]indexed {
+	for start := 0; start < len(reqs); start += MaxBatchWriteItems {
+		end := min(start+MaxBatchWriteItems, len(reqs))
+		out = append(out, reqs[start:end:end])
+	}
+	return out
 }
 
 // writeBatch writes up to 25 requests with distinct keys, retrying
@@ -254,7 +304,13 @@ func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed) ([]index
 			return nil, fmt.Errorf("dynamodb batch %d: %w", id, err)
 		}
 		w.batches.Add(1)
-		out, err := w.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: requestItems(pending)})
+		var out *dynamodb.BatchWriteItemOutput
+		var err error
+		if pending[0].req.PutJSON.JSON != nil {
+			out, err = batchWriteJSON(ctx, w.api, pending)
+		} else {
+			out, err = w.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: requestItems(pending)})
+		}
 		if err != nil {
 			if isValidation(err) {
 				return w.writeOneByOne(ctx, id, pending, err)
@@ -324,6 +380,7 @@ func matchRequest(pending []indexed, used []bool, table string, wr types.WriteRe
 			continue
 		}
 		if wr.PutRequest != nil && p.req.Put != nil && itemsEqual(p.req.Put, wr.PutRequest.Item) ||
+			wr.PutRequest != nil && p.req.PutJSON.JSON != nil && keyMatches(p.req.PutJSON, wr.PutRequest.Item) ||
 			wr.DeleteRequest != nil && p.req.Delete != nil && itemsEqual(p.req.Delete, wr.DeleteRequest.Key) {
 			return j
 		}
@@ -356,6 +413,9 @@ func (w *DynamoWriter) writeOneByOne(ctx context.Context, id int64, pending []in
 }
 
 func (w *DynamoWriter) writeOne(ctx context.Context, r WriteRequest) error {
+	if r.PutJSON.JSON != nil {
+		return putItemJSON(ctx, w.api, r)
+	}
 	if r.Put != nil {
 		_, err := w.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: &r.Table, Item: r.Put})
 		return err

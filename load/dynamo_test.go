@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 )
 
 // fakeDynamo keeps items keyed by table + "pk" and checks the batch rules.
@@ -55,7 +58,62 @@ func (f *fakeDynamo) apply(table string, put, del Item) {
 	f.applied[k] = append(f.applied[k], "del")
 }
 
-func (f *fakeDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+// jsonBodyOf returns the body a call's options send instead of its input
+// (ok false when they send the input). For fakes of the DynamoDB API in
+// tests: a fake sees the placeholder input, the body is the request.
+func jsonBodyOf(optFns ...func(*dynamodb.Options)) (body []byte, ok bool) {
+	var o dynamodb.Options
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if p, isJSON := o.Protocol.(jsonBody); isJSON {
+		return p.body, true
+	}
+	return nil, false
+}
+
+// wireBatch is the body of a BatchWriteItem in the wire form.
+type wireBatch struct {
+	RequestItems map[string][]struct {
+		PutRequest *struct{ Item json.RawMessage }
+	}
+}
+
+// fromWire turns a call's body in the wire form (if its options send one)
+// into the input it stands for; the placeholder input must name its tables.
+func fromWire(in *dynamodb.BatchWriteItemInput, optFns []func(*dynamodb.Options)) (*dynamodb.BatchWriteItemInput, error) {
+	body, ok := jsonBodyOf(optFns...)
+	if !ok {
+		return in, nil
+	}
+	var wb wireBatch
+	if err := json.Unmarshal(body, &wb); err != nil {
+		return nil, fmt.Errorf("fake: body %s: %w", body, err)
+	}
+	out := &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{}}
+	for table, list := range wb.RequestItems {
+		if _, named := in.RequestItems[table]; !named {
+			return nil, fmt.Errorf("fake: table %s of the body is not in the input", table)
+		}
+		for _, wr := range list {
+			item, err := ddbjson.Decode(wr.PutRequest.Item)
+			if err != nil {
+				return nil, fmt.Errorf("fake: %w", err)
+			}
+			out.RequestItems[table] = append(out.RequestItems[table], types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+		}
+	}
+	if len(out.RequestItems) != len(in.RequestItems) {
+		return nil, fmt.Errorf("fake: input names %d tables, the body %d", len(in.RequestItems), len(out.RequestItems))
+	}
+	return out, nil
+}
+
+func (f *fakeDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	in, err := fromWire(in, optFns)
+	if err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	f.inflight++
 	f.maxInflight = max(f.maxInflight, f.inflight)
@@ -110,7 +168,24 @@ func (f *fakeDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrite
 	return out, nil
 }
 
-func (f *fakeDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+func (f *fakeDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if body, ok := jsonBodyOf(optFns...); ok {
+		var wire struct {
+			TableName string
+			Item      json.RawMessage
+		}
+		if err := json.Unmarshal(body, &wire); err != nil {
+			return nil, fmt.Errorf("fake: body %s: %w", body, err)
+		}
+		item, err := ddbjson.Decode(wire.Item)
+		if err != nil {
+			return nil, fmt.Errorf("fake: %w", err)
+		}
+		if wire.TableName != *in.TableName {
+			return nil, fmt.Errorf("fake: table %s in the body, %s in the input", wire.TableName, *in.TableName)
+		}
+		in = &dynamodb.PutItemInput{TableName: &wire.TableName, Item: item}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if isBig(in.Item) {
@@ -151,6 +226,18 @@ func putReq(table string, pk, seq int) WriteRequest {
 	}}
 }
 
+// wire turns a put into a put in the wire form (its key attribute: pk).
+func wire(tb testing.TB, r WriteRequest) WriteRequest {
+	tb.Helper()
+	data, err := ddbjson.AppendItem(nil, r.Put)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pk := r.Put["pk"].(*types.AttributeValueMemberS).Value
+	r.Put, r.PutJSON = nil, ddbjson.Item{JSON: data, PK: ddbjson.KeyAttr{Name: "pk", Value: pk}}
+	return r
+}
+
 func delReq(table string, pk int) WriteRequest {
 	p := strconv.Itoa(pk)
 	return WriteRequest{Table: table, KeyID: p, Delete: Item{"pk": &types.AttributeValueMemberS{Value: p}}}
@@ -176,7 +263,16 @@ func TestSplitRounds(t *testing.T) {
 	}
 }
 
+// TestDynamoWriteOrderAndRetries: per-key order, batches of distinct keys,
+// unprocessed items retried, rejected items found one by one; with SDK
+// items, items in the wire form, and both in one call.
 func TestDynamoWriteOrderAndRetries(t *testing.T) {
+	for _, form := range []string{"sdk", "wire", "mixed"} {
+		t.Run(form, func(t *testing.T) { testDynamoWriteOrderAndRetries(t, form) })
+	}
+}
+
+func testDynamoWriteOrderAndRetries(t *testing.T, form string) {
 	f := newFakeDynamo(0.3)
 	w := newDynamoWriter(f, DynamoConfig{Logger: testLogger(t), Workers: 4, Backoff: fastBackoff()})
 	var reqs []WriteRequest
@@ -196,6 +292,9 @@ func TestDynamoWriteOrderAndRetries(t *testing.T) {
 			r.Ref = "big"
 		} else {
 			want[k] = strconv.Itoa(seq)
+		}
+		if form == "wire" || form == "mixed" && seq%3 == 0 {
+			r = wire(t, r)
 		}
 		reqs = append(reqs, r)
 	}

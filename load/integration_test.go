@@ -18,6 +18,7 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/ferry-migrate/ferry/internal/stack"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 )
 
 // Integration tests: real dynalite and kinesalite from the shared local
@@ -106,21 +107,28 @@ func TestIntegrationDynamoWrite(t *testing.T) {
 			want[table+"/"+pk] = -1
 			continue
 		}
-		reqs = append(reqs, WriteRequest{Table: table, KeyID: id, Ref: seq,
-			Put: Item{"pk": sAttr(pk), "sk": sAttr("S"), "seq": nAttr(seq), "name": sAttr("n")}})
+		r := WriteRequest{Table: table, KeyID: id, Ref: seq,
+			Put: Item{"pk": sAttr(pk), "sk": sAttr("S"), "seq": nAttr(seq), "name": sAttr("n\"<é\x00>")}}
+		if seq%3 != 0 {
+			r = wireSK(t, r) // most puts in the wire form, as the backfill sends them
+		}
+		reqs = append(reqs, r)
 		want[table+"/"+pk] = seq
 	}
-	// One item over 400 KB can never be written.
+	// One item over 400 KB can never be written (in each form).
 	reqs = append(reqs, WriteRequest{Table: t1.Name, KeyID: "BIG\x00S", Ref: "big",
 		Put: Item{"pk": sAttr("BIG"), "sk": sAttr("S"), "blob": &types.AttributeValueMemberB{Value: bytes.Repeat([]byte("x"), 401<<10)}}})
+	reqs = append(reqs, wireSK(t, WriteRequest{Table: t2.Name, KeyID: "BIG\x00S", Ref: "big",
+		Put: Item{"pk": sAttr("BIG"), "sk": sAttr("S"), "blob": &types.AttributeValueMemberB{Value: bytes.Repeat([]byte("x"), 401<<10)}}}))
 
 	w := NewDynamoWriter(db, DynamoConfig{Logger: testLogger(t)})
 	failures, err := w.Write(ctx, reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(failures) != 1 || failures[0].Req.Ref != "big" || !isValidation(failures[0].Err) {
-		t.Fatalf("failures = %v, want the big item with a ValidationException", failures)
+	if len(failures) != 2 || failures[0].Req.Ref != "big" || !isValidation(failures[0].Err) ||
+		failures[1].Req.Ref != "big" || !isValidation(failures[1].Err) {
+		t.Fatalf("failures = %v, want the two big items with a ValidationException", failures)
 	}
 
 	got := map[string]int{}
@@ -131,6 +139,9 @@ func TestIntegrationDynamoWrite(t *testing.T) {
 				t.Fatalf("two items for %s", k)
 			}
 			got[k], _ = strconv.Atoi(attrString(item, "seq"))
+			if name := attrString(item, "name"); name != "n\"<é\x00>" {
+				t.Errorf("%s: name %q, want %q", k, name, "n\"<é\x00>")
+			}
 		}
 	}
 	live := 0
@@ -152,6 +163,14 @@ func TestIntegrationDynamoWrite(t *testing.T) {
 	if s := w.Stats(); s.Written != 1000 {
 		t.Errorf("stats %+v, want 1000 written", s)
 	}
+}
+
+// wireSK is wire for a table with a sort key (pk, sk).
+func wireSK(t *testing.T, r WriteRequest) WriteRequest {
+	sk := r.Put["sk"].(*types.AttributeValueMemberS).Value
+	r = wire(t, r)
+	r.PutJSON.SK = ddbjson.KeyAttr{Name: "sk", Value: sk}
+	return r
 }
 
 func TestIntegrationKinesisOrder(t *testing.T) {

@@ -58,13 +58,27 @@ func NeedsEscape(v, seps string) bool {
 // AppendEscaped appends v to dst with EscapeByte and every byte of seps
 // preceded by EscapeByte.
 func AppendEscaped(dst []byte, v, seps string) []byte {
+	// Runs without escapes are copied whole: keys are rendered per row on
+	// the backfill's hot path, and most values have nothing to escape.
+	start := 0
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == EscapeByte || strings.IndexByte(seps, c) >= 0 {
+		if c := v[i]; c == EscapeByte || isSep(c, seps) {
+			dst = append(dst, v[start:i]...)
 			dst = append(dst, EscapeByte)
+			start = i
 		}
-		dst = append(dst, v[i])
 	}
-	return dst
+	return append(dst, v[start:]...)
+}
+
+// isSep reports whether c is one of seps (a few bytes: a loop beats a call).
+func isSep(c byte, seps string) bool {
+	for j := 0; j < len(seps); j++ {
+		if seps[j] == c {
+			return true
+		}
+	}
+	return false
 }
 
 // separatorProblem returns why t cannot be escaped unambiguously: a literal

@@ -165,3 +165,25 @@ func FuzzTemplateInjective(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendEscapedRuns: runs between escapes are copied whole, and the
+// result is the byte-by-byte definition's.
+func TestAppendEscapedRuns(t *testing.T) {
+	slow := func(v, seps string) string {
+		var b []byte
+		for i := 0; i < len(v); i++ {
+			if v[i] == EscapeByte || strings.IndexByte(seps, v[i]) >= 0 {
+				b = append(b, EscapeByte)
+			}
+			b = append(b, v[i])
+		}
+		return string(b)
+	}
+	for _, v := range []string{"", "plain", "#", "a#b", "##", string(EscapeByte), "x" + string(EscapeByte) + "#y:", "tail#", "#head", "日本#語"} {
+		for _, seps := range []string{"", "#", "#:", ":#/"} {
+			if got, want := string(AppendEscaped([]byte("pre"), v, seps)), "pre"+slow(v, seps); got != want {
+				t.Errorf("AppendEscaped(%q, %q) = %q, want %q", v, seps, got, want)
+			}
+		}
+	}
+}

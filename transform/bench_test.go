@@ -41,6 +41,65 @@ func BenchmarkItemFloor(b *testing.B) {
 	}
 }
 
+// BenchmarkItemJSON is BenchmarkItem in DynamoDB's wire form, the
+// backfill's item (no SDK map).
+func BenchmarkItemJSON(b *testing.B) {
+	tp := tablePlan(b, pagilaPlan(b), "rental")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := tp.ItemJSON(rentalOpen, testPos); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncoderRow is what the backfill does per row of a table with a
+// stream: the item in the wire form and the record of its read event, by
+// one Encoder (shared canonical forms, outputs in blocks reused after each
+// batch of 500 rows).
+func BenchmarkEncoderRow(b *testing.B) {
+	benchEncoderRow(b, "rental", rentalOpen)
+}
+
+func BenchmarkEncoderRowFilm(b *testing.B) {
+	benchEncoderRow(b, "film", filmRow)
+}
+
+func benchEncoderRow(b *testing.B, table string, r extract.Row) {
+	tp := tablePlan(b, pagilaPlan(b), table)
+	enc := tp.NewEncoder()
+	ch := &extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: testPos, Commit: testCommit, After: r}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if n++; n%500 == 0 {
+			enc.Reset()
+		}
+		if _, _, err := enc.Item(r, testPos); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := enc.Record(ch, testSource, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkItemAndRecord is the same work the way the backfill did it
+// before the Encoder: Item (SDK map) and Record.
+func BenchmarkItemAndRecord(b *testing.B) {
+	tp := tablePlan(b, pagilaPlan(b), "rental")
+	ch := &extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: testPos, Commit: testCommit, After: rentalOpen}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := tp.Item(rentalOpen, testPos); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := tp.Record(ch, testSource, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkItemFilm(b *testing.B) {
 	tp := tablePlan(b, pagilaPlan(b), "film")
 	b.ReportAllocs()

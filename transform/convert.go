@@ -10,10 +10,12 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 	"github.com/ferry-migrate/ferry/mappings"
 )
 
@@ -157,101 +159,151 @@ func (c *converter) attr(text string) (types.AttributeValue, error) {
 	return c.attrEnc(nil, -1, text)
 }
 
+// valueType is the DynamoDB type a column value converts to.
+type valueType uint8
+
+const (
+	typeS    valueType = iota // s
+	typeN                     // s: the number's decimal form
+	typeB                     // b
+	typeBool                  // s: "t" or "f"
+	typeDoc                   // doc: an L or M, built as SDK values
+)
+
+// value is one converted column value, before it takes the SDK's form
+// (attrEnc) or the wire form (appendAttr): the conversion rules are
+// written once, in convert.
+type value struct {
+	t   valueType
+	s   string
+	b   []byte
+	doc types.AttributeValue
+}
+
 // attrEnc is attr taking its values from a row's encoder when e is not nil
 // (text is then the value of source column col; col < 0 for an array
 // element, which is not cached).
 func (c *converter) attrEnc(e *rowEnc, col int, text string) (types.AttributeValue, error) {
+	v, err := c.convert(e, col, text)
+	if err != nil {
+		return nil, err
+	}
+	switch v.t {
+	case typeS:
+		return e.newS(v.s), nil
+	case typeN:
+		return e.newN(v.s), nil
+	case typeB:
+		return &types.AttributeValueMemberB{Value: v.b}, nil
+	case typeBool:
+		return &types.AttributeValueMemberBOOL{Value: v.s == "t"}, nil
+	}
+	return v.doc, nil
+}
+
+// appendAttr appends the wire form of a column value (see attrEnc).
+func (c *converter) appendAttr(dst []byte, e *rowEnc, col int, text string) ([]byte, error) {
+	v, err := c.convert(e, col, text)
+	if err != nil {
+		return dst, err
+	}
+	switch v.t {
+	case typeS:
+		return ddbjson.AppendS(dst, v.s), nil
+	case typeN:
+		return ddbjson.AppendN(dst, v.s), nil
+	case typeB:
+		return ddbjson.AppendB(dst, v.b), nil
+	case typeBool:
+		return ddbjson.AppendBool(dst, v.s == "t"), nil
+	}
+	return ddbjson.AppendAttributeValue(dst, v.doc)
+}
+
+// convert applies the mapping's conversion to one non-null value: the
+// rules of docs/types.md.
+func (c *converter) convert(e *rowEnc, col int, text string) (value, error) {
 	if c.arr {
 		elems, err := parseArrayDelim(text, extract.ArrayDelimiter(c.kind))
 		if err != nil {
-			return nil, err
+			return value{}, err
 		}
 		el := converter{name: c.name, kind: c.kind, conv: c.conv}
-		return el.listAttr(elems)
+		l, err := el.listAttr(elems)
+		return value{t: typeDoc, doc: l}, err
 	}
 	switch c.conv {
 	case mappings.ConvMap:
-		return jsonAttr(text) // json/jsonb only (checkConversion)
+		doc, err := jsonAttr(text) // json/jsonb only (checkConversion)
+		return value{t: typeDoc, doc: doc}, err
 	case mappings.ConvString:
 		if c.kind == extract.KindBytea {
-			return e.newS(strings.TrimPrefix(text, `\x`)), nil
+			return value{t: typeS, s: strings.TrimPrefix(text, `\x`)}, nil
 		}
 		s, err := e.canonicalOf(col, c.kind, text)
-		if err != nil {
-			return nil, err
-		}
-		return e.newS(s), nil
+		return value{t: typeS, s: s}, err
 	case mappings.ConvNumber:
 		switch c.kind {
 		case extract.KindBool:
 			if text == "t" {
-				return e.newN("1"), nil
+				return value{t: typeN, s: "1"}, nil
 			}
-			return e.newN("0"), nil
+			return value{t: typeN, s: "0"}, nil
 		case extract.KindMoney:
 			return c.money(e, col, text)
 		}
-		return c.number(e, text)
+		return c.number(text)
 	case mappings.ConvEpochMS:
 		ms, err := epochMillis(c.kind, text)
 		if err != nil {
-			return nil, err
+			return value{}, err
 		}
-		return e.newN(e.appendInt(ms)), nil
+		return value{t: typeN, s: e.appendInt(ms)}, nil
 	}
 	switch c.kind {
 	case extract.KindInt, extract.KindNumeric, extract.KindFloat:
-		return c.number(e, text)
+		return c.number(text)
 	case extract.KindMoney:
 		return c.money(e, col, text)
 	case extract.KindBool:
-		return &types.AttributeValueMemberBOOL{Value: text == "t"}, nil
+		return value{t: typeBool, s: text}, nil
 	case extract.KindBytea:
 		b, err := decodeBytea(text)
-		if err != nil {
-			return nil, err
-		}
-		return &types.AttributeValueMemberB{Value: b}, nil
+		return value{t: typeB, b: b}, err
 	}
 	s, err := e.canonicalOf(col, c.kind, text)
-	if err != nil {
-		return nil, err
-	}
-	return e.newS(s), nil
+	return value{t: typeS, s: s}, err
 }
 
 // number is the N form of an integer, numeric or float. A numeric beyond N's
 // range keeps every digit as S (the documented rule for numeric); a float
 // beyond it (1e308, the subnormal 5e-324) is refused: one float column is one
 // DynamoDB type, and mapping it as string keeps every value, as S.
-func (c *converter) number(e *rowEnc, text string) (types.AttributeValue, error) {
+func (c *converter) number(text string) (value, error) {
 	if err := checkFinite(text); err != nil {
-		return nil, err
+		return value{}, err
 	}
 	if c.kind == extract.KindFloat {
 		if err := floatFitsN(text); err != nil {
-			return nil, err
+			return value{}, err
 		}
-		return e.newN(text), nil
+		return value{t: typeN, s: text}, nil
 	}
 	if numberFitsN(text) {
-		return e.newN(text), nil
+		return value{t: typeN, s: text}, nil
 	}
 	if c.kind == extract.KindNumeric {
 		// Beyond DynamoDB's 38 digits: keep every digit as a string rather than round.
-		return e.newS(text), nil
+		return value{t: typeS, s: text}, nil
 	}
-	return nil, errBeyondN(text)
+	return value{}, errBeyondN(text)
 }
 
 // money is the N form of a money value: its exact decimal (at most 19 digits,
 // so it always fits).
-func (c *converter) money(e *rowEnc, col int, text string) (types.AttributeValue, error) {
+func (c *converter) money(e *rowEnc, col int, text string) (value, error) {
 	s, err := e.canonicalOf(col, c.kind, text)
-	if err != nil {
-		return nil, err
-	}
-	return e.newN(s), nil
+	return value{t: typeN, s: s}, err
 }
 
 func errBeyondN(text string) error {
@@ -308,6 +360,14 @@ func decodeBytea(text string) ([]byte, error) {
 // floats as JSON numbers, numeric as a string of its exact digits, bool, bytea
 // as base64, arrays as arrays, everything else as its canonical string.
 func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
+	return c.appendJSONEnc(dst, nil, -1, text)
+}
+
+// appendJSONEnc is appendJSON taking the canonical forms of dates, times
+// and money from a row's encoder when e is not nil (text is then the value
+// of source column col of e's row), so that a row's record does not convert
+// again what its item converted.
+func (c *converter) appendJSONEnc(dst []byte, e *rowEnc, col int, text string) ([]byte, error) {
 	if c.arr {
 		elems, err := parseArrayDelim(text, extract.ArrayDelimiter(c.kind))
 		if err != nil {
@@ -358,6 +418,15 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 		// consumer as written.
 		return appendJSONString(dst, text), nil
 	case extract.KindTimestamp, extract.KindTimestampTZ:
+		if e != nil && col >= 0 {
+			s, err := e.canonical(col) // ISO 8601: nothing to escape
+			if err != nil {
+				return dst, err
+			}
+			dst = append(dst, '"')
+			dst = append(dst, s...)
+			return append(dst, '"'), nil
+		}
 		dst = append(dst, '"')
 		dst, err := appendISOTimestamp(dst, text, c.kind == extract.KindTimestampTZ)
 		if err != nil {
@@ -365,7 +434,7 @@ func (c *converter) appendJSON(dst []byte, text string) ([]byte, error) {
 		}
 		return append(dst, '"'), nil
 	}
-	s, err := canonical(c.kind, text)
+	s, err := e.canonicalOf(col, c.kind, text)
 	if err != nil {
 		return dst, err
 	}
@@ -399,8 +468,18 @@ func (c *converter) appendJSONList(dst []byte, elems []arrayElem) ([]byte, error
 func appendJSONString(dst []byte, s string) []byte {
 	const hexdig = "0123456789abcdef"
 	dst = append(dst, '"')
+	// Eight bytes at a time while none is escaped, then byte by byte.
+	i := 0
+	if len(s) >= 8 {
+		p := unsafe.Pointer(unsafe.StringData(s))
+		for ; i+8 <= len(s); i += 8 {
+			if escapedJSON(*(*uint64)(unsafe.Add(p, i))) {
+				break
+			}
+		}
+	}
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
 			continue
@@ -422,6 +501,16 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// escapedJSON reports whether one of the 8 bytes of w is one appendJSONString
+// escapes: below 0x20, '"', '\\', '<', '>' or '&'.
+func escapedJSON(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// x-ones & ^x has the high bit of a zero byte of x set (and w-0x20s & ^w
+	// that of a byte below 0x20), exactly when there is one.
+	q, b, l, g, a := w^(ones*'"'), w^(ones*'\\'), w^(ones*'<'), w^(ones*'>'), w^(ones*'&')
+	return ((w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b|(l-ones)&^l|(g-ones)&^g|(a-ones)&^a)&highs != 0
 }
 
 // CompareNumbers compares two decimal strings exactly (used by verify, where

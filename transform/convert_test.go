@@ -55,108 +55,7 @@ var (
 // TestAttrAuto covers the default conversion of every type Pagila uses (and a
 // few it does not), each to the DynamoDB type DESIGN.md promises.
 func TestAttrAuto(t *testing.T) {
-	tests := []struct {
-		name string
-		kind extract.Kind
-		arr  bool
-		in   string
-		want string // av() form; "" with err set
-		err  string
-	}{
-		// integers and integer domains
-		{"int2", extract.KindInt, false, "-32768", "N:-32768", ""},
-		{"int4", extract.KindInt, false, "2147483647", "N:2147483647", ""},
-		{"int8", extract.KindInt, false, "-9223372036854775808", "N:-9223372036854775808", ""},
-		{"domain year", extract.KindInt, false, "2006", "N:2006", ""},
-		{"domain bıgınt", extract.KindInt, false, "9223372036854775807", "N:9223372036854775807", ""},
-		// numeric: exact digits, never through float64
-		{"numeric 2.99", extract.KindNumeric, false, "2.99", "N:2.99", ""},
-		{"numeric 0.00", extract.KindNumeric, false, "0.00", "N:0.00", ""},
-		{"numeric 0", extract.KindNumeric, false, "0", "N:0", ""},
-		{"numeric negative", extract.KindNumeric, false, "-11.99", "N:-11.99", ""},
-		{"numeric 0.1 exact", extract.KindNumeric, false, "0.1", "N:0.1", ""},
-		{"numeric 17 digits beyond float64", extract.KindNumeric, false, "12345678901234567.89", "N:12345678901234567.89", ""},
-		{"numeric 38 digits", extract.KindNumeric, false, digits38, "N:" + digits38, ""},
-		{"numeric 38 digits with point", extract.KindNumeric, false, "1234567890123456789.0123456789012345678", "N:1234567890123456789.0123456789012345678", ""},
-		{"numeric 39 digits", extract.KindNumeric, false, digits39, "S:" + digits39, ""},
-		{"numeric 39 digits negative", extract.KindNumeric, false, "-" + digits39, "S:-" + digits39, ""},
-		{"numeric 39 digits with point", extract.KindNumeric, false, "1.23456789012345678901234567890123456789", "S:1.23456789012345678901234567890123456789", ""},
-		{"numeric trailing zeros not significant", extract.KindNumeric, false, "1.0000000000000000000000000000000000000000", "N:1.0000000000000000000000000000000000000000", ""},
-		{"numeric leading zeros not significant", extract.KindNumeric, false, "0.000" + digits38, "N:0.000" + digits38, ""},
-		{"numeric 1e-130", extract.KindNumeric, false, "0." + strings.Repeat("0", 129) + "1", "N:0." + strings.Repeat("0", 129) + "1", ""},
-		{"numeric 1e-131", extract.KindNumeric, false, "0." + strings.Repeat("0", 130) + "1", "S:0." + strings.Repeat("0", 130) + "1", ""},
-		{"numeric exponent 1e-131", extract.KindNumeric, false, "1e-131", "S:1e-131", ""},
-		{"numeric exponent 1e-130", extract.KindNumeric, false, "1e-130", "N:1e-130", ""},
-		{"numeric 1e125", extract.KindNumeric, false, "1" + strings.Repeat("0", 125), "N:1" + strings.Repeat("0", 125), ""},
-		{"numeric 1e126", extract.KindNumeric, false, "1" + strings.Repeat("0", 126), "S:1" + strings.Repeat("0", 126), ""},
-		{"numeric NaN", extract.KindNumeric, false, "NaN", "", "NaN is not a number"},
-		{"numeric Infinity", extract.KindNumeric, false, "Infinity", "", "Infinity is not a number"},
-		{"numeric -Infinity", extract.KindNumeric, false, "-Infinity", "", "-Infinity is not a number"},
-		// float
-		{"float4", extract.KindFloat, false, "1.1", "N:1.1", ""},
-		{"float8", extract.KindFloat, false, "0.30000000000000004", "N:0.30000000000000004", ""},
-		{"float8 exponent", extract.KindFloat, false, "1.5e+20", "N:1.5e+20", ""},
-		{"float8 beyond N range", extract.KindFloat, false, "1.7976931348623157e+308", "", "beyond DynamoDB's number range"},
-		{"float NaN", extract.KindFloat, false, "NaN", "", "not a number"},
-		{"float Infinity", extract.KindFloat, false, "-Infinity", "", "not a number"},
-		// text
-		{"text", extract.KindText, false, "ACADEMY DINOSAUR", "S:ACADEMY DINOSAUR", ""},
-		{"varchar", extract.KindText, false, "Mike.Hillyer@sakilastaff.com", "S:Mike.Hillyer@sakilastaff.com", ""},
-		{"bpchar padding kept", extract.KindText, false, "English             ", "S:English             ", ""},
-		{"empty string", extract.KindText, false, "", "S:", ""},
-		{"text with newline and tab", extract.KindText, false, "a\nb\tc", "S:a\nb\tc", ""},
-		{"enum mpaa_rating", extract.KindEnum, false, "NC-17", "S:NC-17", ""},
-		{"tsvector", extract.KindTSVector, false, "'academi':1 'battl':15", "S:'academi':1 'battl':15", ""},
-		{"json", extract.KindJSON, false, `{"a": [1, 2]}`, `S:{"a": [1, 2]}`, ""},
-		{"interval", extract.KindTime, false, "3 days 04:05:06", "S:3 days 04:05:06", ""},
-		{"other", extract.KindOther, false, "(1,2)", "S:(1,2)", ""},
-		// bool
-		{"bool true", extract.KindBool, false, "t", "BOOL:true", ""},
-		{"bool false", extract.KindBool, false, "f", "BOOL:false", ""},
-		// dates and times
-		{"date", extract.KindDate, false, "2022-05-24", "S:2022-05-24", ""},
-		{"date infinity", extract.KindDate, false, "infinity", "", "no DynamoDB form"},
-		{"date -infinity", extract.KindDate, false, "-infinity", "", "no DynamoDB form"},
-		{"timestamp", extract.KindTimestamp, false, "2022-05-24 22:53:30", "S:2022-05-24T22:53:30.000000", ""},
-		{"timestamp .5", extract.KindTimestamp, false, "2022-05-24 22:53:30.5", "S:2022-05-24T22:53:30.500000", ""},
-		{"timestamp micro", extract.KindTimestamp, false, "2022-05-24 22:53:30.000001", "S:2022-05-24T22:53:30.000001", ""},
-		{"timestamp infinity", extract.KindTimestamp, false, "infinity", "", "no DynamoDB form"},
-		{"timestamp garbage", extract.KindTimestamp, false, "yesterday", "", "unexpected timestamp form"},
-		{"timestamptz", extract.KindTimestampTZ, false, "2022-05-24 22:53:30.123456+00", "S:2022-05-24T22:53:30.123456Z", ""},
-		{"timestamptz whole second", extract.KindTimestampTZ, false, "2022-02-16 02:30:53+00", "S:2022-02-16T02:30:53.000000Z", ""},
-		{"timestamptz +02", extract.KindTimestampTZ, false, "2022-05-24 22:53:30+02", "S:2022-05-24T20:53:30.000000Z", ""},
-		{"timestamptz +02 with fraction", extract.KindTimestampTZ, false, "2022-05-24 01:53:30.25+02", "S:2022-05-23T23:53:30.250000Z", ""},
-		{"timestamptz -03", extract.KindTimestampTZ, false, "2022-05-24 22:53:30-03", "S:2022-05-25T01:53:30.000000Z", ""},
-		{"timestamptz +05:30", extract.KindTimestampTZ, false, "2022-05-24 22:53:30+05:30", "S:2022-05-24T17:23:30.000000Z", ""},
-		{"timestamptz historic LMT offset", extract.KindTimestampTZ, false, "1900-01-01 12:00:00+00:19:32", "S:1900-01-01T11:40:28.000000Z", ""},
-		{"timestamptz +00:00", extract.KindTimestampTZ, false, "2022-05-24 22:53:30+00:00", "S:2022-05-24T22:53:30.000000Z", ""},
-		{"timestamptz infinity", extract.KindTimestampTZ, false, "infinity", "", "no DynamoDB form"},
-		{"timestamptz -infinity", extract.KindTimestampTZ, false, "-infinity", "", "no DynamoDB form"},
-		{"timestamptz without offset", extract.KindTimestampTZ, false, "2022-05-24 22:53:30", "", "unexpected timestamptz form"},
-		// bytea
-		{"bytea", extract.KindBytea, false, `\x00ff`, "B:00ff", ""},
-		{"bytea png header", extract.KindBytea, false, `\x89504e470d0a5a0a`, "B:89504e470d0a5a0a", ""},
-		{"bytea empty", extract.KindBytea, false, `\x`, "B:", ""},
-		{"bytea odd digits", extract.KindBytea, false, `\x0`, "", "bytea"},
-		{"bytea escape form", extract.KindBytea, false, `abc\000`, "", "not in hex form"},
-		// arrays
-		{"text[] special_features", extract.KindText, true, `{"Deleted Scenes","Behind the Scenes",NULL}`, "L[S:Deleted Scenes, S:Behind the Scenes, NULL:true]", ""},
-		{"text[] order kept", extract.KindText, true, `{Trailers,"Deleted Scenes",Commentaries}`, "L[S:Trailers, S:Deleted Scenes, S:Commentaries]", ""},
-		{"text[] empty", extract.KindText, true, `{}`, "L[]", ""},
-		{"text[] quotes backslashes commas", extract.KindText, true, `{"say \"hi\"","back\\slash","a,b","{x}","NULL","",plain}`,
-			`L[S:say "hi", S:back\slash, S:a,b, S:{x}, S:NULL, S:, S:plain]`, ""},
-		{"int[]", extract.KindInt, true, `{1,-2,NULL}`, "L[N:1, N:-2, NULL:true]", ""},
-		{"numeric[] exact", extract.KindNumeric, true, `{2.99,` + digits39 + `}`, "L[N:2.99, S:" + digits39 + "]", ""},
-		{"int[][]", extract.KindInt, true, `{{1,2},{3,NULL}}`, "L[L[N:1, N:2], L[N:3, NULL:true]]", ""},
-		{"array with bounds", extract.KindInt, true, `[0:1]={7,8}`, "", "array with bounds [0:1]"},
-		{"timestamptz[]", extract.KindTimestampTZ, true, `{"2022-05-24 22:53:30+00"}`, "L[S:2022-05-24T22:53:30.000000Z]", ""},
-		{"bytea[]", extract.KindBytea, true, `{"\\x00ff",NULL}`, "L[B:00ff, NULL:true]", ""},
-		{"bool[]", extract.KindBool, true, `{t,f}`, "L[BOOL:true, BOOL:false]", ""},
-		{"array element NaN", extract.KindNumeric, true, `{1,NaN}`, "", "NaN"},
-		{"array unterminated", extract.KindText, true, `{a,b`, "", "unterminated"},
-		{"array not an array", extract.KindText, true, `abc`, "", "expected '{'"},
-	}
-	for _, tt := range tests {
+	for _, tt := range attrAutoCases {
 		t.Run(tt.name, func(t *testing.T) {
 			c := conv(tt.kind, tt.arr, mappings.ConvAuto)
 			got, err := c.attr(tt.in)
@@ -176,42 +75,116 @@ func TestAttrAuto(t *testing.T) {
 	}
 }
 
+// attrCase is one value under one conversion and the attribute it becomes
+// (av() form; "" with err set).
+type attrCase struct {
+	name string
+	kind extract.Kind
+	arr  bool
+	conv mappings.Conversion
+	in   string
+	want string
+	err  string
+}
+
+// attrAutoCases are values under the default conversion (conv "").
+var attrAutoCases = []attrCase{
+	// integers and integer domains
+	{"int2", extract.KindInt, false, "", "-32768", "N:-32768", ""},
+	{"int4", extract.KindInt, false, "", "2147483647", "N:2147483647", ""},
+	{"int8", extract.KindInt, false, "", "-9223372036854775808", "N:-9223372036854775808", ""},
+	{"domain year", extract.KindInt, false, "", "2006", "N:2006", ""},
+	{"domain bıgınt", extract.KindInt, false, "", "9223372036854775807", "N:9223372036854775807", ""},
+	// numeric: exact digits, never through float64
+	{"numeric 2.99", extract.KindNumeric, false, "", "2.99", "N:2.99", ""},
+	{"numeric 0.00", extract.KindNumeric, false, "", "0.00", "N:0.00", ""},
+	{"numeric 0", extract.KindNumeric, false, "", "0", "N:0", ""},
+	{"numeric negative", extract.KindNumeric, false, "", "-11.99", "N:-11.99", ""},
+	{"numeric 0.1 exact", extract.KindNumeric, false, "", "0.1", "N:0.1", ""},
+	{"numeric 17 digits beyond float64", extract.KindNumeric, false, "", "12345678901234567.89", "N:12345678901234567.89", ""},
+	{"numeric 38 digits", extract.KindNumeric, false, "", digits38, "N:" + digits38, ""},
+	{"numeric 38 digits with point", extract.KindNumeric, false, "", "1234567890123456789.0123456789012345678", "N:1234567890123456789.0123456789012345678", ""},
+	{"numeric 39 digits", extract.KindNumeric, false, "", digits39, "S:" + digits39, ""},
+	{"numeric 39 digits negative", extract.KindNumeric, false, "", "-" + digits39, "S:-" + digits39, ""},
+	{"numeric 39 digits with point", extract.KindNumeric, false, "", "1.23456789012345678901234567890123456789", "S:1.23456789012345678901234567890123456789", ""},
+	{"numeric trailing zeros not significant", extract.KindNumeric, false, "", "1.0000000000000000000000000000000000000000", "N:1.0000000000000000000000000000000000000000", ""},
+	{"numeric leading zeros not significant", extract.KindNumeric, false, "", "0.000" + digits38, "N:0.000" + digits38, ""},
+	{"numeric 1e-130", extract.KindNumeric, false, "", "0." + strings.Repeat("0", 129) + "1", "N:0." + strings.Repeat("0", 129) + "1", ""},
+	{"numeric 1e-131", extract.KindNumeric, false, "", "0." + strings.Repeat("0", 130) + "1", "S:0." + strings.Repeat("0", 130) + "1", ""},
+	{"numeric exponent 1e-131", extract.KindNumeric, false, "", "1e-131", "S:1e-131", ""},
+	{"numeric exponent 1e-130", extract.KindNumeric, false, "", "1e-130", "N:1e-130", ""},
+	{"numeric 1e125", extract.KindNumeric, false, "", "1" + strings.Repeat("0", 125), "N:1" + strings.Repeat("0", 125), ""},
+	{"numeric 1e126", extract.KindNumeric, false, "", "1" + strings.Repeat("0", 126), "S:1" + strings.Repeat("0", 126), ""},
+	{"numeric NaN", extract.KindNumeric, false, "", "NaN", "", "NaN is not a number"},
+	{"numeric Infinity", extract.KindNumeric, false, "", "Infinity", "", "Infinity is not a number"},
+	{"numeric -Infinity", extract.KindNumeric, false, "", "-Infinity", "", "-Infinity is not a number"},
+	// float
+	{"float4", extract.KindFloat, false, "", "1.1", "N:1.1", ""},
+	{"float8", extract.KindFloat, false, "", "0.30000000000000004", "N:0.30000000000000004", ""},
+	{"float8 exponent", extract.KindFloat, false, "", "1.5e+20", "N:1.5e+20", ""},
+	{"float8 beyond N range", extract.KindFloat, false, "", "1.7976931348623157e+308", "", "beyond DynamoDB's number range"},
+	{"float NaN", extract.KindFloat, false, "", "NaN", "", "not a number"},
+	{"float Infinity", extract.KindFloat, false, "", "-Infinity", "", "not a number"},
+	// text
+	{"text", extract.KindText, false, "", "ACADEMY DINOSAUR", "S:ACADEMY DINOSAUR", ""},
+	{"varchar", extract.KindText, false, "", "Mike.Hillyer@sakilastaff.com", "S:Mike.Hillyer@sakilastaff.com", ""},
+	{"bpchar padding kept", extract.KindText, false, "", "English             ", "S:English             ", ""},
+	{"empty string", extract.KindText, false, "", "", "S:", ""},
+	{"text with newline and tab", extract.KindText, false, "", "a\nb\tc", "S:a\nb\tc", ""},
+	{"enum mpaa_rating", extract.KindEnum, false, "", "NC-17", "S:NC-17", ""},
+	{"tsvector", extract.KindTSVector, false, "", "'academi':1 'battl':15", "S:'academi':1 'battl':15", ""},
+	{"json", extract.KindJSON, false, "", `{"a": [1, 2]}`, `S:{"a": [1, 2]}`, ""},
+	{"interval", extract.KindTime, false, "", "3 days 04:05:06", "S:3 days 04:05:06", ""},
+	{"other", extract.KindOther, false, "", "(1,2)", "S:(1,2)", ""},
+	// bool
+	{"bool true", extract.KindBool, false, "", "t", "BOOL:true", ""},
+	{"bool false", extract.KindBool, false, "", "f", "BOOL:false", ""},
+	// dates and times
+	{"date", extract.KindDate, false, "", "2022-05-24", "S:2022-05-24", ""},
+	{"date infinity", extract.KindDate, false, "", "infinity", "", "no DynamoDB form"},
+	{"date -infinity", extract.KindDate, false, "", "-infinity", "", "no DynamoDB form"},
+	{"timestamp", extract.KindTimestamp, false, "", "2022-05-24 22:53:30", "S:2022-05-24T22:53:30.000000", ""},
+	{"timestamp .5", extract.KindTimestamp, false, "", "2022-05-24 22:53:30.5", "S:2022-05-24T22:53:30.500000", ""},
+	{"timestamp micro", extract.KindTimestamp, false, "", "2022-05-24 22:53:30.000001", "S:2022-05-24T22:53:30.000001", ""},
+	{"timestamp infinity", extract.KindTimestamp, false, "", "infinity", "", "no DynamoDB form"},
+	{"timestamp garbage", extract.KindTimestamp, false, "", "yesterday", "", "unexpected timestamp form"},
+	{"timestamptz", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30.123456+00", "S:2022-05-24T22:53:30.123456Z", ""},
+	{"timestamptz whole second", extract.KindTimestampTZ, false, "", "2022-02-16 02:30:53+00", "S:2022-02-16T02:30:53.000000Z", ""},
+	{"timestamptz +02", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30+02", "S:2022-05-24T20:53:30.000000Z", ""},
+	{"timestamptz +02 with fraction", extract.KindTimestampTZ, false, "", "2022-05-24 01:53:30.25+02", "S:2022-05-23T23:53:30.250000Z", ""},
+	{"timestamptz -03", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30-03", "S:2022-05-25T01:53:30.000000Z", ""},
+	{"timestamptz +05:30", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30+05:30", "S:2022-05-24T17:23:30.000000Z", ""},
+	{"timestamptz historic LMT offset", extract.KindTimestampTZ, false, "", "1900-01-01 12:00:00+00:19:32", "S:1900-01-01T11:40:28.000000Z", ""},
+	{"timestamptz +00:00", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30+00:00", "S:2022-05-24T22:53:30.000000Z", ""},
+	{"timestamptz infinity", extract.KindTimestampTZ, false, "", "infinity", "", "no DynamoDB form"},
+	{"timestamptz -infinity", extract.KindTimestampTZ, false, "", "-infinity", "", "no DynamoDB form"},
+	{"timestamptz without offset", extract.KindTimestampTZ, false, "", "2022-05-24 22:53:30", "", "unexpected timestamptz form"},
+	// bytea
+	{"bytea", extract.KindBytea, false, "", `\x00ff`, "B:00ff", ""},
+	{"bytea png header", extract.KindBytea, false, "", `\x89504e470d0a5a0a`, "B:89504e470d0a5a0a", ""},
+	{"bytea empty", extract.KindBytea, false, "", `\x`, "B:", ""},
+	{"bytea odd digits", extract.KindBytea, false, "", `\x0`, "", "bytea"},
+	{"bytea escape form", extract.KindBytea, false, "", `abc\000`, "", "not in hex form"},
+	// arrays
+	{"text[] special_features", extract.KindText, true, "", `{"Deleted Scenes","Behind the Scenes",NULL}`, "L[S:Deleted Scenes, S:Behind the Scenes, NULL:true]", ""},
+	{"text[] order kept", extract.KindText, true, "", `{Trailers,"Deleted Scenes",Commentaries}`, "L[S:Trailers, S:Deleted Scenes, S:Commentaries]", ""},
+	{"text[] empty", extract.KindText, true, "", `{}`, "L[]", ""},
+	{"text[] quotes backslashes commas", extract.KindText, true, "", `{"say \"hi\"","back\\slash","a,b","{x}","NULL","",plain}`,
+		`L[S:say "hi", S:back\slash, S:a,b, S:{x}, S:NULL, S:, S:plain]`, ""},
+	{"int[]", extract.KindInt, true, "", `{1,-2,NULL}`, "L[N:1, N:-2, NULL:true]", ""},
+	{"numeric[] exact", extract.KindNumeric, true, "", `{2.99,` + digits39 + `}`, "L[N:2.99, S:" + digits39 + "]", ""},
+	{"int[][]", extract.KindInt, true, "", `{{1,2},{3,NULL}}`, "L[L[N:1, N:2], L[N:3, NULL:true]]", ""},
+	{"array with bounds", extract.KindInt, true, "", `[0:1]={7,8}`, "", "array with bounds [0:1]"},
+	{"timestamptz[]", extract.KindTimestampTZ, true, "", `{"2022-05-24 22:53:30+00"}`, "L[S:2022-05-24T22:53:30.000000Z]", ""},
+	{"bytea[]", extract.KindBytea, true, "", `{"\\x00ff",NULL}`, "L[B:00ff, NULL:true]", ""},
+	{"bool[]", extract.KindBool, true, "", `{t,f}`, "L[BOOL:true, BOOL:false]", ""},
+	{"array element NaN", extract.KindNumeric, true, "", `{1,NaN}`, "", "NaN"},
+	{"array unterminated", extract.KindText, true, "", `{a,b`, "", "unterminated"},
+	{"array not an array", extract.KindText, true, "", `abc`, "", "expected '{'"},
+}
+
 func TestAttrConversions(t *testing.T) {
-	tests := []struct {
-		name string
-		kind extract.Kind
-		arr  bool
-		conv mappings.Conversion
-		in   string
-		want string
-		err  string
-	}{
-		{"string int", extract.KindInt, false, mappings.ConvString, "42", "S:42", ""},
-		{"string numeric", extract.KindNumeric, false, mappings.ConvString, "2.90", "S:2.90", ""},
-		{"string numeric NaN", extract.KindNumeric, false, mappings.ConvString, "NaN", "", "not a number"},
-		{"string timestamptz", extract.KindTimestampTZ, false, mappings.ConvString, "2022-05-24 22:53:30+00", "S:2022-05-24T22:53:30.000000Z", ""},
-		{"string date", extract.KindDate, false, mappings.ConvString, "2022-05-24", "S:2022-05-24", ""},
-		{"string bool", extract.KindBool, false, mappings.ConvString, "t", "S:t", ""},
-		{"string bytea is hex", extract.KindBytea, false, mappings.ConvString, `\x00ff`, "S:00ff", ""},
-		{"string int[]", extract.KindInt, true, mappings.ConvString, `{1,NULL}`, "L[S:1, NULL:true]", ""},
-		{"number int", extract.KindInt, false, mappings.ConvNumber, "42", "N:42", ""},
-		{"number numeric", extract.KindNumeric, false, mappings.ConvNumber, "2.99", "N:2.99", ""},
-		{"number numeric beyond 38 digits stays exact", extract.KindNumeric, false, mappings.ConvNumber, digits39, "S:" + digits39, ""},
-		{"number float", extract.KindFloat, false, mappings.ConvNumber, "1.5", "N:1.5", ""},
-		{"number bool true", extract.KindBool, false, mappings.ConvNumber, "t", "N:1", ""},
-		{"number bool false", extract.KindBool, false, mappings.ConvNumber, "f", "N:0", ""},
-		{"number NaN", extract.KindFloat, false, mappings.ConvNumber, "NaN", "", "not a number"},
-		{"epoch_ms date", extract.KindDate, false, mappings.ConvEpochMS, "2022-05-24", "N:1653350400000", ""},
-		{"epoch_ms timestamp", extract.KindTimestamp, false, mappings.ConvEpochMS, "2022-05-24 22:53:30.5", "N:1653432810500", ""},
-		{"epoch_ms timestamptz", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30.500999+00", "N:1653432810500", ""},
-		{"epoch_ms timestamptz +02", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30+02", "N:1653425610000", ""},
-		{"epoch_ms timestamptz +05:30", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30+05:30", "N:1653413010000", ""},
-		{"epoch_ms before 1970", extract.KindDate, false, mappings.ConvEpochMS, "1969-12-31", "N:-86400000", ""},
-		{"epoch_ms infinity", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "infinity", "", "no epoch_ms form"},
-		{"epoch_ms text", extract.KindText, false, mappings.ConvEpochMS, "2022-05-24", "", "needs a date or timestamp"},
-		{"binary bytea", extract.KindBytea, false, mappings.ConvBinary, `\x00ff`, "B:00ff", ""},
-	}
-	for _, tt := range tests {
+	for _, tt := range attrConversionCases {
 		t.Run(tt.name, func(t *testing.T) {
 			c := conv(tt.kind, tt.arr, tt.conv)
 			got, err := c.attr(tt.in)
@@ -229,6 +202,34 @@ func TestAttrConversions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attrConversionCases are values under the mapping's conversions.
+var attrConversionCases = []attrCase{
+	{"string int", extract.KindInt, false, mappings.ConvString, "42", "S:42", ""},
+	{"string numeric", extract.KindNumeric, false, mappings.ConvString, "2.90", "S:2.90", ""},
+	{"string numeric NaN", extract.KindNumeric, false, mappings.ConvString, "NaN", "", "not a number"},
+	{"string timestamptz", extract.KindTimestampTZ, false, mappings.ConvString, "2022-05-24 22:53:30+00", "S:2022-05-24T22:53:30.000000Z", ""},
+	{"string date", extract.KindDate, false, mappings.ConvString, "2022-05-24", "S:2022-05-24", ""},
+	{"string bool", extract.KindBool, false, mappings.ConvString, "t", "S:t", ""},
+	{"string bytea is hex", extract.KindBytea, false, mappings.ConvString, `\x00ff`, "S:00ff", ""},
+	{"string int[]", extract.KindInt, true, mappings.ConvString, `{1,NULL}`, "L[S:1, NULL:true]", ""},
+	{"number int", extract.KindInt, false, mappings.ConvNumber, "42", "N:42", ""},
+	{"number numeric", extract.KindNumeric, false, mappings.ConvNumber, "2.99", "N:2.99", ""},
+	{"number numeric beyond 38 digits stays exact", extract.KindNumeric, false, mappings.ConvNumber, digits39, "S:" + digits39, ""},
+	{"number float", extract.KindFloat, false, mappings.ConvNumber, "1.5", "N:1.5", ""},
+	{"number bool true", extract.KindBool, false, mappings.ConvNumber, "t", "N:1", ""},
+	{"number bool false", extract.KindBool, false, mappings.ConvNumber, "f", "N:0", ""},
+	{"number NaN", extract.KindFloat, false, mappings.ConvNumber, "NaN", "", "not a number"},
+	{"epoch_ms date", extract.KindDate, false, mappings.ConvEpochMS, "2022-05-24", "N:1653350400000", ""},
+	{"epoch_ms timestamp", extract.KindTimestamp, false, mappings.ConvEpochMS, "2022-05-24 22:53:30.5", "N:1653432810500", ""},
+	{"epoch_ms timestamptz", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30.500999+00", "N:1653432810500", ""},
+	{"epoch_ms timestamptz +02", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30+02", "N:1653425610000", ""},
+	{"epoch_ms timestamptz +05:30", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "2022-05-24 22:53:30+05:30", "N:1653413010000", ""},
+	{"epoch_ms before 1970", extract.KindDate, false, mappings.ConvEpochMS, "1969-12-31", "N:-86400000", ""},
+	{"epoch_ms infinity", extract.KindTimestampTZ, false, mappings.ConvEpochMS, "infinity", "", "no epoch_ms form"},
+	{"epoch_ms text", extract.KindText, false, mappings.ConvEpochMS, "2022-05-24", "", "needs a date or timestamp"},
+	{"binary bytea", extract.KindBytea, false, mappings.ConvBinary, `\x00ff`, "B:00ff", ""},
 }
 
 func TestCheckConversion(t *testing.T) {
@@ -477,6 +478,24 @@ func TestCompareNumbers(t *testing.T) {
 		got, ok := CompareNumbers(tt.a, tt.b)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("CompareNumbers(%q, %q) = %d, %v; want %d, %v", tt.a, tt.b, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestAppendJSONStringWords: every byte at every place of the words the
+// escaper reads eight bytes at a time.
+func TestAppendJSONStringWords(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for _, at := range []int{0, 3, 7, 8, 15, 16, 19} {
+			s := []byte("abcdefghijklmnopqrst")
+			s[at] = byte(c)
+			if utf8.Valid(s) {
+				checkJSONString(t, string(s))
+			}
+			got := appendJSONString(nil, string(s))
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && string(got) != `"`+string(s)+`"` {
+				t.Errorf("byte %#x at %d: %q", c, at, got)
+			}
 		}
 	}
 }

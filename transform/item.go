@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 	"github.com/ferry-migrate/ferry/mappings"
 )
 
@@ -63,29 +64,35 @@ func (tp *TablePlan) Key(row extract.Row) (Item, string, error) {
 	var e rowEnc
 	e.init(row, tp.all)
 	e.tp, e.s, e.buf = tp, make([]types.AttributeValueMemberS, 0, 2), make([]byte, 0, 128)
-	return e.key(make(Item, 2))
+	pk, sk, id, err := e.key()
+	if err != nil {
+		return nil, "", err
+	}
+	key := make(Item, 2)
+	key[tp.PK.Name] = e.newS(pk)
+	if tp.SK != nil {
+		key[tp.SK.Name] = e.newS(sk)
+	}
+	return key, id, nil
 }
 
-// key adds the key attributes to item (sized by the caller).
-func (e *rowEnc) key(key Item) (Item, string, error) {
-	pk, err := e.keyValue(&e.tp.PK, "partition", MaxPartitionKeyBytes)
-	if err != nil {
-		return nil, "", err
+// key renders the key attributes' values (sk "" without a sort key) and the
+// key's identity.
+func (e *rowEnc) key() (pk, sk, id string, err error) {
+	if pk, err = e.keyValue(&e.tp.PK, "partition", MaxPartitionKeyBytes); err != nil {
+		return "", "", "", err
 	}
-	key[e.tp.PK.Name] = e.newS(pk)
 	if e.tp.SK == nil {
-		return key, pk, nil
+		return pk, "", pk, nil
 	}
-	sk, err := e.keyValue(e.tp.SK, "sort", MaxSortKeyBytes)
-	if err != nil {
-		return nil, "", err
+	if sk, err = e.keyValue(e.tp.SK, "sort", MaxSortKeyBytes); err != nil {
+		return "", "", "", err
 	}
-	key[e.tp.SK.Name] = e.newS(sk)
 	start := e.mark()
 	e.buf = append(e.buf, pk...)
 	e.buf = append(e.buf, 0)
 	e.buf = append(e.buf, sk...)
-	return key, e.str(start), nil
+	return pk, sk, e.str(start), nil
 }
 
 // keyValue renders a table key attribute (role "partition" or "sort"): never
@@ -144,39 +151,99 @@ func (tp *TablePlan) Item(row extract.Row, pos extract.Position) (Item, string, 
 	e.initItem(tp, row)
 	// One allocation for the map at its final size: growing it per attribute
 	// was the largest cost of the backfill's source side in the profile.
-	item, id, err := e.key(make(Item, len(tp.Columns)+4+2*len(tp.GSIs)))
+	e.m = make(Item, len(tp.Columns)+4+2*len(tp.GSIs))
+	_, _, id, err := e.item(pos)
 	if err != nil {
 		return nil, "", err
 	}
-	for _, c := range tp.Columns {
+	e.done()
+	return e.m, id, nil
+}
+
+// ItemJSON is Item in DynamoDB's JSON wire form (the same attributes with
+// the same values, in the order key, columns, GSI keys, _table, _version),
+// built without the SDK's item type.
+func (tp *TablePlan) ItemJSON(row extract.Row, pos extract.Position) (ddbjson.Item, string, error) {
+	var e rowEnc
+	e.initItem(tp, row)
+	e.out = make([]byte, 0, max(int(tp.hints.out.Load()), 128))
+	it, id, err := e.itemJSON(pos)
+	if err != nil {
+		return ddbjson.Item{}, "", err
+	}
+	e.done()
+	return it, id, nil
+}
+
+// itemJSON appends the row's item in the wire form to e.out.
+func (e *rowEnc) itemJSON(pos extract.Position) (ddbjson.Item, string, error) {
+	start := len(e.out)
+	e.out = append(e.out, '{')
+	e.attrs = 0
+	pk, sk, id, err := e.item(pos)
+	if err != nil {
+		e.out = e.out[:start] // nothing was handed out from this region
+		return ddbjson.Item{}, "", err
+	}
+	e.out = append(e.out, '}')
+	it := ddbjson.Item{JSON: e.out[start:len(e.out):len(e.out)], PK: ddbjson.KeyAttr{Name: e.tp.PK.Name, Value: pk}}
+	if e.tp.SK != nil {
+		it.SK = ddbjson.KeyAttr{Name: e.tp.SK.Name, Value: sk}
+	}
+	return it, id, nil
+}
+
+// item writes the row's attributes (into e.m, or in the wire form into
+// e.out) and returns its key.
+func (e *rowEnc) item(pos extract.Position) (pk, sk, id string, err error) {
+	tp, row := e.tp, e.row
+	if pk, sk, id, err = e.key(); err != nil {
+		return "", "", "", err
+	}
+	e.putS(&tp.PK.attr, pk)
+	if tp.SK != nil {
+		e.putS(&tp.SK.attr, sk)
+	}
+	for i := range tp.Columns {
+		c := &tp.Columns[i]
 		v := row[c.Index]
 		switch {
 		case v.Unchanged:
 			continue
 		case v.Null:
-			item[c.Name] = &types.AttributeValueMemberNULL{Value: true}
+			e.putNull(&c.attr)
 		default:
-			av, err := c.conv.attrEnc(&e, c.Index, v.Text)
-			if err != nil {
-				return nil, "", tp.rowErr(row, &ValueError{Column: c.Name, Reason: err.Error()})
+			if err := e.putColumn(c, v.Text); err != nil {
+				return "", "", "", tp.rowErr(row, &ValueError{Column: c.Name, Reason: err.Error()})
 			}
-			item[c.Name] = av
 		}
 	}
-	if err := e.addGSIs(item); err != nil {
-		return nil, "", err
+	if err := e.addGSIs(); err != nil {
+		return "", "", "", err
 	}
-	item[AttrTable] = e.newS(tp.Source.Name)
-	start := e.mark()
-	e.buf = pos.AppendVersion(e.buf)
-	item[AttrVersion] = e.newN(e.str(start))
-	e.done()
-	return item, id, nil
+	if e.m != nil {
+		e.m[AttrTable] = e.newS(tp.Source.Name)
+		start := e.mark()
+		e.buf = pos.AppendVersion(e.buf)
+		e.m[AttrVersion] = e.newN(e.str(start))
+		return pk, sk, id, nil
+	}
+	e.out = append(e.out, tp.wireTable...) // ,"_table":{"S":"…"}
+	e.out = append(e.out, `,"_version":{"N":"`...)
+	if !e.verOK || e.verPos != pos {
+		// The rows of a snapshot share their position: its version is
+		// written once.
+		e.version, e.verPos, e.verOK = pos.AppendVersion(e.version[:0]), pos, true
+	}
+	e.out = append(e.out, e.version...)
+	e.out = append(e.out, `"}`...)
+	return pk, sk, id, nil
 }
 
-func (e *rowEnc) addGSIs(item Item) error {
+func (e *rowEnc) addGSIs() error {
 	tp, row := e.tp, e.row
-	for _, g := range tp.GSIs {
+	for i := range tp.GSIs {
+		g := &tp.GSIs[i]
 		if g.when != nil {
 			v := row[g.when.col]
 			if v.Unchanged || v.Null != g.when.isNull {
@@ -199,9 +266,9 @@ func (e *rowEnc) addGSIs(item Item) error {
 				continue
 			}
 		}
-		item[g.PK.Name] = e.newS(pk)
+		e.putS(&g.PK.attr, pk)
 		if g.SK != nil {
-			item[g.SK.Name] = e.newS(sk)
+			e.putS(&g.SK.attr, sk)
 		}
 	}
 	return nil
@@ -228,7 +295,7 @@ func (tp *TablePlan) PartitionKey(row extract.Row) (string, error) {
 			return "", tp.rowErr(row, err)
 		}
 		if !ok || s == "" {
-			return "", tp.rowErr(row, fmt.Errorf("stream partition key is empty (a column of its template is NULL)"))
+			return "", tp.rowErr(row, errEmptyPartitionKey)
 		}
 		return truncateKey(s), nil
 	}
@@ -240,6 +307,8 @@ func (tp *TablePlan) PartitionKey(row extract.Row) (string, error) {
 	}
 	return truncateKey(b.String()), nil
 }
+
+var errEmptyPartitionKey = errors.New("stream partition key is empty (a column of its template is NULL)")
 
 // truncateKey keeps a partition key within Kinesis' 256 characters, cutting at
 // a character boundary so that the key stays valid UTF-8.
@@ -262,28 +331,61 @@ type RecordSource struct {
 // Record builds the Kinesis record (Debezium-shaped JSON envelope) of a change.
 // now is the envelope's ts_ms (the time ferry processed the change).
 func (tp *TablePlan) Record(ch *extract.Change, src RecordSource, now time.Time) (partitionKey string, data []byte, err error) {
+	// Sized by the largest record of the table so far (capped), so that a
+	// record is one allocation instead of a chain of growing copies.
+	buf := make([]byte, 0, max(int(tp.hints.record.Load()), 256))
+	partitionKey, buf, err = tp.appendRecord(buf, nil, ch, src, now)
+	if err != nil {
+		return "", nil, err
+	}
+	grow(&tp.hints.record, len(buf))
+	return partitionKey, buf, nil
+}
+
+// appendRecord appends the record of ch to buf. e, when not nil, is the
+// encoder of ch.After (whose item it built): the record reuses its
+// canonical forms and renders the partition key into its arena.
+func (tp *TablePlan) appendRecord(buf []byte, e *rowEnc, ch *extract.Change, src RecordSource, now time.Time) (partitionKey string, _ []byte, err error) {
 	keyRow := ch.After
 	if keyRow == nil {
 		keyRow = ch.Before
 	}
-	if keyRow == nil {
+	switch {
+	case keyRow == nil:
 		partitionKey = truncateKey(tp.Source.Name)
-	} else if partitionKey, err = tp.PartitionKey(keyRow); err != nil {
-		return "", nil, err
+	case e != nil:
+		partitionKey, err = e.partitionKey()
+	default:
+		partitionKey, err = tp.PartitionKey(keyRow)
 	}
-	// Sized by the largest record of the table so far (capped), so that a
-	// record is one allocation instead of a chain of growing copies.
-	buf := make([]byte, 0, max(int(tp.hints.record.Load()), 256))
+	if err != nil {
+		return "", buf, err
+	}
 	buf = append(buf, `{"op":"`...)
 	buf = append(buf, byte(ch.Op))
 	buf = append(buf, `","before":`...)
-	if buf, err = tp.appendImage(buf, ch.Before); err != nil {
-		return "", nil, tp.rowErr(keyRow, err)
+	if buf, err = tp.appendImage(buf, ch.Before, nil); err != nil {
+		return "", buf, tp.rowErr(keyRow, err)
 	}
 	buf = append(buf, `,"after":`...)
-	if buf, err = tp.appendImage(buf, ch.After); err != nil {
-		return "", nil, tp.rowErr(keyRow, err)
+	if buf, err = tp.appendImage(buf, ch.After, e); err != nil {
+		return "", buf, tp.rowErr(keyRow, err)
 	}
+	if e != nil && e.tail.valid(tp, ch, src, now) {
+		// The rows of a snapshot chunk share their envelope's end.
+		return partitionKey, append(buf, e.tail.data...), nil
+	}
+	start := len(buf)
+	buf = tp.appendRecordTail(buf, ch, src, now)
+	if e != nil {
+		e.tail.set(tp, ch, src, now, buf[start:])
+	}
+	return partitionKey, buf, nil
+}
+
+// appendRecordTail appends the envelope after the row images: source and
+// ts_ms.
+func (tp *TablePlan) appendRecordTail(buf []byte, ch *extract.Change, src RecordSource, now time.Time) []byte {
 	buf = append(buf, `,"source":{"db":`...)
 	buf = appendJSONString(buf, src.DB)
 	buf = append(buf, `,"schema":`...)
@@ -302,20 +404,43 @@ func (tp *TablePlan) Record(ch *extract.Change, src RecordSource, now time.Time)
 	buf = strconv.AppendBool(buf, ch.Snapshot())
 	buf = append(buf, `},"ts_ms":`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
-	buf = append(buf, '}')
-	grow(&tp.hints.record, len(buf))
-	return partitionKey, buf, nil
+	return append(buf, '}')
+}
+
+// recordTail caches a record's tail (appendRecordTail) with what it
+// depends on.
+type recordTail struct {
+	ok              bool
+	tp              *TablePlan
+	db              string
+	pos             extract.Position
+	txid            uint32
+	commitMS, nowMS int64
+	snapshot        bool
+	data            []byte
+}
+
+func (c *recordTail) valid(tp *TablePlan, ch *extract.Change, src RecordSource, now time.Time) bool {
+	return c.ok && c.tp == tp && c.db == src.DB && c.pos == ch.Pos && c.txid == ch.TxID &&
+		c.commitMS == ch.Commit.UnixMilli() && c.nowMS == now.UnixMilli() && c.snapshot == ch.Snapshot()
+}
+
+func (c *recordTail) set(tp *TablePlan, ch *extract.Change, src RecordSource, now time.Time, data []byte) {
+	*c = recordTail{ok: true, tp: tp, db: src.DB, pos: ch.Pos, txid: ch.TxID, commitMS: ch.Commit.UnixMilli(),
+		nowMS: now.UnixMilli(), snapshot: ch.Snapshot(), data: append(c.data[:0], data...)}
 }
 
 // appendImage writes a row image as a JSON object of the mapped columns; columns
-// left out as unchanged TOAST are absent, a nil row is null.
-func (tp *TablePlan) appendImage(buf []byte, row extract.Row) ([]byte, error) {
+// left out as unchanged TOAST are absent, a nil row is null. e, when not
+// nil, is the encoder of row.
+func (tp *TablePlan) appendImage(buf []byte, row extract.Row, e *rowEnc) ([]byte, error) {
 	if row == nil {
 		return append(buf, "null"...), nil
 	}
 	buf = append(buf, '{')
 	first := true
-	for _, c := range tp.Columns {
+	for i := range tp.Columns {
+		c := &tp.Columns[i]
 		v := row[c.Index]
 		if v.Unchanged {
 			continue
@@ -330,7 +455,7 @@ func (tp *TablePlan) appendImage(buf []byte, row extract.Row) ([]byte, error) {
 			continue
 		}
 		var err error
-		if buf, err = c.conv.appendJSON(buf, v.Text); err != nil {
+		if buf, err = c.conv.appendJSONEnc(buf, e, c.Index, v.Text); err != nil {
 			return buf, &ValueError{Column: c.Name, Reason: err.Error()}
 		}
 	}

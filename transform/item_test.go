@@ -47,15 +47,18 @@ func diffItems(t *testing.T, got, want map[string]string) {
 	}
 }
 
-func TestItem(t *testing.T) {
+// itemCase is a row of a fixture table and the item it becomes.
+type itemCase struct {
+	name  string
+	table string
+	row   extract.Row
+	want  map[string]string // attribute name → av() form
+	id    string
+}
+
+func itemCases() []itemCase {
 	version := "N:" + testPos.Version()
-	tests := []struct {
-		name  string
-		table string
-		row   extract.Row
-		want  map[string]string
-		id    string
-	}{
+	return []itemCase{
 		{
 			name: "open rental: sparse gsi2 present, gsi3 absent (return_date NULL)", table: "rental", row: rentalOpen,
 			want: map[string]string{
@@ -158,8 +161,11 @@ func TestItem(t *testing.T) {
 			id: "TAG#x",
 		},
 	}
+}
+
+func TestItem(t *testing.T) {
 	p := pagilaPlan(t)
-	for _, tt := range tests {
+	for _, tt := range itemCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			tp := tablePlan(t, p, tt.table)
 			it, id, err := tp.Item(tt.row, testPos)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 	"github.com/ferry-migrate/ferry/mappings"
 )
 
@@ -36,6 +37,17 @@ func (p *Plan) Table(name string) *TablePlan {
 type KeyAttr struct {
 	Name string
 	tpl  template
+	attr attrName
+}
+
+// attrName is an attribute's name in both of an item's forms.
+type attrName struct {
+	name string // the name (the SDK item's map key)
+	wire string // the name as a JSON object key with its colon, for the wire form
+}
+
+func newAttrName(name string) attrName {
+	return attrName{name: name, wire: string(ddbjson.AppendName(nil, name))}
 }
 
 // GSIPlan is a compiled global secondary index.
@@ -58,6 +70,7 @@ type ColumnPlan struct {
 	Type    string // source type as declared
 	conv    converter
 	jsonKey string // the name as a JSON string and a colon, for records
+	attr    attrName
 }
 
 // DynamoType is the DynamoDB type letter(s) the column is written as.
@@ -105,6 +118,42 @@ type TablePlan struct {
 	partKey *template
 	all     []converter // converter for every source column (for before/after images)
 	hints   encHints    // per-row sizes seen so far (rowEnc)
+	// wireTable is the _table attribute in the wire form, with the comma
+	// that precedes it: ,"_table":{"S":"rental"}.
+	wireTable string
+	// templates counts the distinct templates of the table's keys (slots).
+	templates int
+}
+
+// numberTemplates gives the table's templates of more than a literal their
+// slots, one per distinct template (by its text).
+func (tp *TablePlan) numberTemplates() {
+	slots := map[string]int{}
+	number := func(t *template) {
+		if len(t.parts) == 1 && t.parts[0].col < 0 {
+			return
+		}
+		n, ok := slots[t.src.Raw]
+		if !ok {
+			n = len(slots)
+			slots[t.src.Raw] = n
+		}
+		t.slot = n
+	}
+	number(&tp.PK.tpl)
+	if tp.SK != nil {
+		number(&tp.SK.tpl)
+	}
+	for i := range tp.GSIs {
+		number(&tp.GSIs[i].PK.tpl)
+		if tp.GSIs[i].SK != nil {
+			number(&tp.GSIs[i].SK.tpl)
+		}
+	}
+	if tp.partKey != nil {
+		number(tp.partKey)
+	}
+	tp.templates = len(slots)
 }
 
 // Compile checks the mapping against the source tables and compiles it. Every
@@ -223,10 +272,11 @@ func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TableP
 			continue
 		}
 		tp.Columns = append(tp.Columns, ColumnPlan{Index: i, Name: c.Name, Type: c.Type, conv: tp.all[i],
-			jsonKey: string(append(appendJSONString(nil, c.Name), ':'))})
+			jsonKey: string(append(appendJSONString(nil, c.Name), ':')), attr: newAttrName(c.Name)})
 	}
+	tp.wireTable = string(ddbjson.AppendS(ddbjson.AppendName([]byte(","), AttrTable), st.Name))
 	compileKey := func(k mappings.KeyAttr) KeyAttr {
-		return KeyAttr{Name: k.Name, tpl: compileTemplate(k.Template, st, tp.all, lookup)}
+		return KeyAttr{Name: k.Name, tpl: compileTemplate(k.Template, st, tp.all, lookup), attr: newAttrName(k.Name)}
 	}
 	tp.PK = compileKey(mt.PartitionKey)
 	if mt.SortKey != nil {
@@ -283,6 +333,7 @@ func compileTable(mt *mappings.Table, source map[string]*extract.Table) (*TableP
 			tp.partKey = &t
 		}
 	}
+	tp.numberTemplates()
 	return tp, errs
 }
 

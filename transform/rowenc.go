@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 )
 
 // rowEnc is the scratch of one row's conversion into an item: the row's
@@ -37,6 +38,21 @@ type rowEnc struct {
 	buf   []byte // arena: append-only, see str
 	s     []types.AttributeValueMemberS
 	n     []types.AttributeValueMemberN
+	// The item being built: the SDK's form in m, or (m nil) the wire form
+	// appended to out (append-only too: items handed out are views of it),
+	// attrs counting its attributes so far.
+	m     Item
+	out   []byte
+	attrs int
+	// tpls are the row's rendered templates, by template slot (Encoder
+	// only: one row's, cleared by reset).
+	tpls []renderedTpl
+	// What rows share (Encoder): the version of a position, the end of a
+	// record's envelope.
+	version []byte
+	verPos  extract.Position
+	verOK   bool
+	tail    recordTail
 }
 
 // inlineCols is the width up to which a row's canonical strings live inside
@@ -46,7 +62,7 @@ const inlineCols = 24
 // encHints are a table's per-row sizes, learnt from the rows seen so far, so
 // that a row's arena and slabs are allocated once at the size they end up.
 type encHints struct {
-	buf, s, n, record atomic.Int32
+	buf, s, n, record, out atomic.Int32
 }
 
 // grow raises a hint to v (never lowers it: a wide row must not make the next
@@ -99,6 +115,56 @@ func (e *rowEnc) done() {
 	grow(&h.buf, len(e.buf))
 	grow(&h.s, len(e.s))
 	grow(&h.n, len(e.n))
+	grow(&h.out, len(e.out))
+}
+
+// putS adds an S attribute to the item being built.
+func (e *rowEnc) putS(n *attrName, v string) {
+	if e.m != nil {
+		e.m[n.name] = e.newS(v)
+		return
+	}
+	e.wireName(n)
+	e.out = ddbjson.AppendS(e.out, v)
+}
+
+// putNull adds a NULL attribute to the item being built.
+func (e *rowEnc) putNull(n *attrName) {
+	if e.m != nil {
+		e.m[n.name] = &types.AttributeValueMemberNULL{Value: true}
+		return
+	}
+	e.wireName(n)
+	e.out = ddbjson.AppendNull(e.out)
+}
+
+// putColumn adds the attribute of a column's (non-null) value.
+func (e *rowEnc) putColumn(c *ColumnPlan, text string) error {
+	if e.m != nil {
+		av, err := c.conv.attrEnc(e, c.Index, text)
+		if err != nil {
+			return err
+		}
+		e.m[c.Name] = av
+		return nil
+	}
+	mark := len(e.out)
+	e.wireName(&c.attr)
+	var err error
+	if e.out, err = c.conv.appendAttr(e.out, e, c.Index, text); err != nil {
+		e.out = e.out[:mark]
+		e.attrs--
+	}
+	return err
+}
+
+// wireName starts an attribute of the item in the wire form.
+func (e *rowEnc) wireName(n *attrName) {
+	if e.attrs > 0 {
+		e.out = append(e.out, ',')
+	}
+	e.attrs++
+	e.out = append(e.out, n.wire...)
 }
 
 // mark returns the arena's length, the start of a string about to be appended.

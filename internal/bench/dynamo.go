@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/load/ddbjson"
 	"github.com/ferry-migrate/ferry/transform"
 )
 
@@ -27,7 +28,16 @@ func (s *collectSink) Write(_ context.Context, b *pipeline.Batch) ([]pipeline.Ro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range b.Writes {
-		s.items = append(s.items, w.Put)
+		item := w.Put
+		if item == nil {
+			// The backfill builds its items in the wire form; the bare loop
+			// sends the same items as the SDK's maps.
+			var err error
+			if item, err = ddbjson.Decode(w.PutJSON.JSON); err != nil {
+				return nil, fmt.Errorf("collect items: %w", err)
+			}
+		}
+		s.items = append(s.items, item)
 	}
 	return nil, nil
 }

@@ -169,22 +169,38 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 			}
 		}
 	}()
-	for i := range conns {
-		if conns[i], err = extract.OpenSnapshotConn(ctx, cfg.SourceURL, snap.Name); err != nil {
-			return nil, err
-		}
-	}
-	snapTime := time.Now()
-	readPos := extract.Position{LSN: res.ReadLSN}
-
 	// Chunk planning (a count and a pass over the primary key) takes about
 	// as long as copying the table on PostgreSQL's side; on a connection of
 	// its own it runs one table ahead of the copy instead of between tables.
-	planConn, err := extract.OpenSnapshotConn(ctx, cfg.SourceURL, snap.Name)
-	if err != nil {
+	var planConn *extract.SnapshotConn
+	defer func() {
+		if planConn != nil {
+			planConn.Close(context.Background())
+		}
+	}()
+	// Connections open at once: one after the other they took ~20 ms each,
+	// a tenth of a small table's whole copy.
+	opening, octx := errgroup.WithContext(ctx)
+	for i := range len(conns) + 1 {
+		opening.Go(func() error {
+			c, err := extract.OpenSnapshotConn(octx, cfg.SourceURL, snap.Name)
+			if i < len(conns) {
+				conns[i] = c
+			} else {
+				planConn = c
+			}
+			return err
+		})
+	}
+	if err := opening.Wait(); err != nil {
 		return nil, err
 	}
-	defer planConn.Close(context.Background())
+	snapTime := time.Now()
+	readPos := extract.Position{LSN: res.ReadLSN}
+	readers := make([]*reader, len(conns))
+	for i, c := range conns {
+		readers[i] = &reader{conn: c}
+	}
 	planned, stopPlanning := planTables(ctx, &cfg, planConn, plans, state)
 	defer stopPlanning()
 
@@ -194,7 +210,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		}
 		tp, plan := pt.tp, pt.plan
 		name := tp.Source.QualifiedName()
-		st, err := copyTable(ctx, &cfg, tp, plan, done[name], conns, state, readPos, snapTime)
+		st, err := copyTable(ctx, &cfg, tp, plan, done[name], readers, state, readPos, snapTime)
 		if st != nil {
 			res.Tables = append(res.Tables, st)
 			res.Failures = append(res.Failures, st.Failures...)
@@ -413,8 +429,56 @@ func (nopProgress) TableStart(string, int64, int64) {}
 func (nopProgress) Add(string, int64)               {}
 func (nopProgress) TableDone(*TableStats)           {}
 
+// reader is a snapshot connection with the memory its chunks are read,
+// encoded and batched in: one batch at a time, used again for the next,
+// chunk after chunk and table after table. The rows (mem), the items and
+// records built from them (enc: DynamoDB's wire form, no SDK item per
+// row), the batch's slices and the key index: per row the backfill's
+// source side allocates nothing. The sink keeps nothing of a batch once
+// Write returns (Sink), and a failure copies what it reports of its row
+// (rowText, KeyString).
+type reader struct {
+	conn  *extract.SnapshotConn
+	mem   extract.RowBuffer
+	enc   *transform.Encoder
+	batch Batch
+	keys  map[string]int // item key identity → row index in batch
+	refs  []any          // refs[i] is i, boxed once (a write's and a record's Ref)
+}
+
+// start prepares the reader for a chunk of tp.
+func (r *reader) start(tp *transform.TablePlan, batchRows int) {
+	if r.enc == nil {
+		r.enc = tp.NewEncoder()
+		r.keys = make(map[string]int, batchRows)
+		r.batch = Batch{Writes: make([]load.WriteRequest, 0, batchRows),
+			Records: make([]load.Record, 0, batchRows), Rows: make([]extract.Row, 0, batchRows)}
+		r.refs = make([]any, batchRows)
+		for i := range r.refs {
+			r.refs[i] = i
+		}
+	}
+	r.enc.Switch(tp)
+	r.mem.Reset()
+	r.batch.Table = tp
+	r.next()
+}
+
+// next empties the batch, the key index and the memory of the batch's rows
+// for the next batch.
+func (r *reader) next() {
+	b := &r.batch
+	clear(b.Writes)
+	clear(b.Records)
+	clear(b.Rows)
+	b.Writes, b.Records, b.Rows = b.Writes[:0], b.Records[:0], b.Rows[:0]
+	clear(r.keys)
+	r.enc.Reset()
+	r.mem.Reset()
+}
+
 func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, plan *chunkPlan, done map[int]int64,
-	conns []*extract.SnapshotConn, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
+	readers []*reader, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
 	name := tp.Source.QualifiedName()
 	start := time.Now()
 	before := cfg.Sink.Stats()
@@ -434,10 +498,10 @@ func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	var mu sync.Mutex
 	var rows atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for _, conn := range conns {
+	for _, r := range readers {
 		g.Go(func() error {
 			for ch := range todo {
-				n, fails, err := copyChunk(gctx, cfg, tp, conn, ch, pos, snapTime)
+				n, fails, err := copyChunk(gctx, cfg, tp, r, ch, pos, snapTime)
 				rows.Add(n)
 				if err != nil {
 					return err
@@ -479,13 +543,13 @@ func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 
 // copyChunk reads one chunk and writes it in batches; it returns rows read and
 // the rows that failed.
-func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, conn *extract.SnapshotConn,
+func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
 	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, []RowFailure, error) {
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
-	src := transform.RecordSource{DB: conn.Conn().Config().Database}
-	batch := &Batch{Table: tp}
-	keys := map[string]int{} // item key identity → row index in batch
+	src := transform.RecordSource{DB: r.conn.Conn().Config().Database}
+	r.start(tp, cfg.BatchRows)
+	batch, keys, enc := &r.batch, r.keys, r.enc
 	fail := func(row extract.Row, err error) {
 		f := rowFailure(name, tp.KeyString(row), err)
 		f.Op, f.LSN, f.Row = extract.OpRead.String(), pos.LSN.String(), rowText(tp.Source, row)
@@ -504,14 +568,13 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		}
 		fails = append(fails, f...)
 		cfg.Progress.Add(name, int64(len(batch.Writes)))
-		batch = &Batch{Table: tp, Writes: batch.Writes[:0:0], Records: batch.Records[:0:0], Rows: batch.Rows[:0:0]}
-		clear(keys)
+		r.next()
 		return nil
 	}
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
 	now := time.Now()
-	n, err := conn.ReadChunk(ctx, tp.Source, ch, func(row extract.Row) error {
-		item, id, err := tp.Item(row, pos)
+	n, err := r.conn.ReadChunkInto(ctx, tp.Source, ch, &r.mem, func(row extract.Row) error {
+		item, id, err := enc.Item(row, pos)
 		if err != nil {
 			fail(row, err)
 			return nil
@@ -520,7 +583,7 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		publish := tp.Stream != "" && !cfg.publishLater
 		if publish {
 			change.After = row
-			pk, data, err := tp.Record(&change, src, now)
+			pk, data, err := enc.Record(&change, src, now)
 			if err != nil {
 				fail(row, err)
 				return nil
@@ -539,9 +602,9 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		ref := len(batch.Rows)
 		keys[id] = ref
 		batch.Rows = append(batch.Rows, row)
-		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, Put: item, Ref: ref})
+		batch.Writes = append(batch.Writes, load.WriteRequest{Table: tp.Target, KeyID: id, PutJSON: item, Ref: r.refs[ref]})
 		if publish {
-			rec.Ref = ref
+			rec.Ref = r.refs[ref]
 			batch.Records = append(batch.Records, rec)
 		}
 		if len(batch.Writes) >= cfg.BatchRows {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/ferry-migrate/ferry/extract"
@@ -108,7 +109,7 @@ func rowText(t *extract.Table, row extract.Row) map[string]*string {
 			out[t.Columns[i].Name] = nil
 			continue
 		}
-		s := v.Text
+		s := strings.Clone(v.Text) // the row's memory is used again after its batch
 		out[t.Columns[i].Name] = &s
 	}
 	return out

@@ -42,6 +42,10 @@ type RowFailure struct {
 // (or failed); the failures it returns name rows that could never be written
 // (the rest of the batch is written). An error means nothing can be said about
 // the batch and the run stops. Safe for concurrent use.
+//
+// Write must not keep the batch, or anything it refers to (rows, items,
+// records, their strings), after it returns: the backfill reuses that
+// memory for its next batch. A failure copies what it reports.
 type Sink interface {
 	Write(ctx context.Context, b *Batch) ([]RowFailure, error)
 	Stats() SinkStats
