@@ -1,13 +1,11 @@
 package extract_test
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"testing"
 
 	"github.com/ferry-migrate/ferry/extract"
-	"github.com/ferry-migrate/ferry/internal/stack"
 )
 
 // Keys given as an operator writes them come back as PostgreSQL prints them,
@@ -16,12 +14,7 @@ import (
 func TestCanonicalKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	url := stack.ForTest(t).TestDatabase(t)
-	conn, err := extract.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	_, conn := testConn(t)
 	if _, err := conn.Exec(ctx, `CREATE TABLE "canon Keys" (n int, d date, ts timestamptz, u uuid, t text, PRIMARY KEY (n, d, ts, u, t))`); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,9 @@
 package extract_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/ferry-migrate/ferry/extract"
-	"github.com/ferry-migrate/ferry/internal/stack"
 )
 
 // EvalGenerated computes, from a row image alone, exactly what PostgreSQL
@@ -13,12 +11,7 @@ import (
 func TestEvalGeneratedMatchesStoredValues(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	url := stack.ForTest(t).TestDatabase(t)
-	conn, err := extract.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	_, conn := testConn(t)
 	exec := func(sql string) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql); err != nil {

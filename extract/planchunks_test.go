@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/ferry-migrate/ferry/extract"
-	"github.com/ferry-migrate/ferry/internal/stack"
 )
 
 // TestPlanChunks: the chunks of a table hold exactly rowsPerChunk rows each
@@ -15,12 +14,7 @@ import (
 func TestPlanChunks(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	url := stack.ForTest(t).TestDatabase(t)
-	conn, err := extract.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	url, conn := testConn(t)
 	if _, err := conn.Exec(ctx, `CREATE TABLE "plan Keys" (t text, b bool, c char(3), ts timestamptz, n numeric, v int,
 		PRIMARY KEY (t, b, c, ts, n));
 INSERT INTO "plan Keys" SELECT
