@@ -169,9 +169,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 			}
 		}
 	}()
-	// Chunk planning (a count and a pass over the primary key) takes about
-	// as long as copying the table on PostgreSQL's side; on a connection of
-	// its own it runs one table ahead of the copy instead of between tables.
+	// Chunk planning (one ordered pass over the primary key, PlanChunks) runs
+	// on a connection of its own, one table ahead of the copy instead of
+	// between tables.
 	var planConn *extract.SnapshotConn
 	defer func() {
 		if planConn != nil {
