@@ -66,5 +66,3 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	}
 	return c, nil
 }
-
-
