@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/mappings"
@@ -28,9 +29,13 @@ func (tp *TablePlan) RowOf(img map[string]json.RawMessage) (extract.Row, error) 
 	for i := range row {
 		row[i] = extract.Value{Null: true}
 	}
+	known := 0
 	for i := range tp.Columns {
 		c := &tp.Columns[i]
 		raw, ok := img[c.Name]
+		if ok {
+			known++
+		}
 		if !ok {
 			row[c.Index] = extract.Value{Unchanged: true}
 			continue
@@ -41,7 +46,33 @@ func (tp *TablePlan) RowOf(img map[string]json.RawMessage) (extract.Row, error) 
 		}
 		row[c.Index] = extract.Value{Text: text, Null: null}
 	}
+	if known < len(img) {
+		// The record was made by a newer definition of the table (a column
+		// added): applying it with this plan would drop the column's value.
+		for name := range img {
+			if !tp.hasColumn(name) {
+				return nil, &StalePlanError{Table: tp.Source.QualifiedName(), Column: name}
+			}
+		}
+	}
 	return row, nil
+}
+
+func (tp *TablePlan) hasColumn(name string) bool {
+	for i := range tp.Columns {
+		if tp.Columns[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// StalePlanError is a record carrying a column the plan does not map: the
+// table's definition changed after the plan was compiled.
+type StalePlanError struct{ Table, Column string }
+
+func (e *StalePlanError) Error() string {
+	return fmt.Sprintf("a record of %s carries column %s, which the compiled plan does not know: compile the plan again (ferry plan --compile) and deploy it", e.Table, e.Column)
 }
 
 // RecordsInvertible reports why the table's records cannot be turned back into
@@ -211,4 +242,83 @@ func pgDateOfISO(s string, withTime, tz bool) (string, error) {
 		return digits + rest, nil // the digits as written
 	}
 	return fmt.Sprintf("%04d%s BC", year, rest), nil
+}
+
+// OpSchema is the op of a schema-change record (no row's change).
+const OpSchema = "schema"
+
+// RecordEnvelope is a record decoded: the change's op, its row images as
+// JSON objects (nil for null) and its source position.
+type RecordEnvelope struct {
+	Op            string
+	Before, After map[string]json.RawMessage
+	Schema, Table string
+	Pos           extract.Position
+	TxID          uint32
+	CommitMS      int64
+	Snapshot      bool
+}
+
+// QualifiedName is the source table's schema.name.
+func (r *RecordEnvelope) QualifiedName() string { return r.Schema + "." + r.Table }
+
+// DecodeRecord decodes a record's data (the envelope Record writes, or a
+// schema-change record).
+func DecodeRecord(data []byte) (RecordEnvelope, error) {
+	var env struct {
+		Op     string                     `json:"op"`
+		Before map[string]json.RawMessage `json:"before"`
+		After  map[string]json.RawMessage `json:"after"`
+		Source struct {
+			Schema   string `json:"schema"`
+			Table    string `json:"table"`
+			LSN      string `json:"lsn"`
+			Seq      uint32 `json:"seq"`
+			TxID     uint32 `json:"txid"`
+			TsMS     int64  `json:"ts_ms"`
+			Snapshot bool   `json:"snapshot"`
+		} `json:"source"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		return RecordEnvelope{}, fmt.Errorf("record: %w", err)
+	}
+	lsn, err := extract.ParseLSN(env.Source.LSN)
+	if err != nil {
+		return RecordEnvelope{}, fmt.Errorf("record: %w", err)
+	}
+	switch env.Op {
+	case "r", "c", "u", "d", "t", OpSchema:
+	default:
+		return RecordEnvelope{}, fmt.Errorf("record: unknown op %q", env.Op)
+	}
+	return RecordEnvelope{Op: env.Op, Before: env.Before, After: env.After, Schema: env.Source.Schema, Table: env.Source.Table,
+		Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID, CommitMS: env.Source.TsMS, Snapshot: env.Source.Snapshot}, nil
+}
+
+// ChangeOf turns a decoded record of the table back into its change (not
+// for schema-change records).
+func (tp *TablePlan) ChangeOf(env *RecordEnvelope) (*extract.Change, error) {
+	ch := &extract.Change{Table: tp.Source, Op: extract.Op(env.Op[0]), Pos: env.Pos, TxID: env.TxID, Commit: time.UnixMilli(env.CommitMS)}
+	var err error
+	if env.Before != nil {
+		if ch.Before, err = tp.RowOf(env.Before); err != nil {
+			return nil, fmt.Errorf("before: %w", err)
+		}
+	}
+	if env.After != nil {
+		if ch.After, err = tp.RowOf(env.After); err != nil {
+			return nil, fmt.Errorf("after: %w", err)
+		}
+	}
+	switch ch.Op {
+	case extract.OpDelete:
+		if ch.Before == nil {
+			return nil, fmt.Errorf("delete at %s without a before image", env.Pos.LSN)
+		}
+	case extract.OpCreate, extract.OpUpdate, extract.OpRead:
+		if ch.After == nil {
+			return nil, fmt.Errorf("%s at %s without an after image", ch.Op, env.Pos.LSN)
+		}
+	}
+	return ch, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/transform"
 )
 
 // Event is one decoded Kinesis record of ferry's (Debezium-shaped) envelope.
@@ -24,36 +25,16 @@ type Event struct {
 
 // OpSchema is the op of a schema-change record (no row's event: a stream
 // check skips it).
-const OpSchema = "schema"
+const OpSchema = transform.OpSchema
 
 // DecodeEvent decodes a record's data.
 func DecodeEvent(partitionKey string, data []byte) (Event, error) {
-	var env struct {
-		Op     string                     `json:"op"`
-		Before map[string]json.RawMessage `json:"before"`
-		After  map[string]json.RawMessage `json:"after"`
-		Source struct {
-			Schema string `json:"schema"`
-			Table  string `json:"table"`
-			LSN    string `json:"lsn"`
-			Seq    uint32 `json:"seq"`
-			TxID   uint32 `json:"txid"`
-		} `json:"source"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil {
-		return Event{}, err
-	}
-	lsn, err := extract.ParseLSN(env.Source.LSN)
+	env, err := transform.DecodeRecord(data)
 	if err != nil {
 		return Event{}, err
 	}
-	switch env.Op {
-	case "r", "c", "u", "d", "t", OpSchema:
-	default:
-		return Event{}, fmt.Errorf("unknown op %q", env.Op)
-	}
 	return Event{PartitionKey: partitionKey, Op: env.Op, Before: env.Before, After: env.After,
-		Schema: env.Source.Schema, Table: env.Source.Table, Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID}, nil
+		Schema: env.Schema, Table: env.Table, Pos: env.Pos, TxID: env.TxID}, nil
 }
 
 // FoldTable describes a table whose events are folded: its qualified name,

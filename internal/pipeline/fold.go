@@ -32,6 +32,7 @@ type itemWrite struct {
 	keyText string      // source primary key, for errors
 	op      extract.Op  // the newest change's op, for the dead-letter file
 	dead    bool        // written to the dead-letter file: not applied again
+	first   int         // the earliest input (record) index folded into it (fold.at)
 }
 
 // itemFailure is a folded write DynamoDB can never accept as it is (a
@@ -47,6 +48,7 @@ type itemFailure struct {
 type fold struct {
 	writes map[string]*itemWrite // target + NUL + key identity
 	order  []string
+	at     int // the index of the input being added (a stream record), for itemWrite.first
 }
 
 func newFold() *fold { return &fold{writes: map[string]*itemWrite{}} }
@@ -65,7 +67,11 @@ func (f *fold) hasDeletes() bool {
 }
 
 func (f *fold) put(id string, w *itemWrite) {
+	w.first = f.at
 	prev, ok := f.writes[id]
+	if ok {
+		w.first = min(w.first, prev.first)
+	}
 	if !ok {
 		f.writes[id] = w
 		f.order = append(f.order, id)

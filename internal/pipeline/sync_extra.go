@@ -123,6 +123,13 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 // deleteTable removes every item of the source table (by _table) from its
 // target, each conditional on the truncate's version.
 func (s *syncer) deleteTable(ctx context.Context, tp *transform.TablePlan, version string) (int64, error) {
+	return sweepTable(ctx, s.cfg.DynamoClient, s.cfg.Dynamo, tp, version)
+}
+
+// sweepTable removes every item of the source table (by _table) from its
+// target, each unless it is newer than version (a TRUNCATE's), with four
+// parallel segments of a consistent scan.
+func sweepTable(ctx context.Context, client *dynamodb.Client, w itemWriter, tp *transform.TablePlan, version string) (int64, error) {
 	const segments = 4
 	keyNames := []string{tp.PK.Name}
 	if tp.SK != nil {
@@ -133,7 +140,7 @@ func (s *syncer) deleteTable(ctx context.Context, tp *transform.TablePlan, versi
 	g, gctx := errgroup.WithContext(ctx)
 	for seg := int32(0); seg < segments; seg++ {
 		g.Go(func() error {
-			p := dynamodb.NewScanPaginator(s.cfg.DynamoClient, &dynamodb.ScanInput{
+			p := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{
 				TableName: aws.String(tp.Target), Segment: aws.Int32(seg), TotalSegments: aws.Int32(segments),
 				FilterExpression:          aws.String("#t = :t"),
 				ExpressionAttributeNames:  map[string]string{"#t": transform.AttrTable},
@@ -150,7 +157,7 @@ func (s *syncer) deleteTable(ctx context.Context, tp *transform.TablePlan, versi
 					for _, k := range keyNames {
 						key[k] = it[k]
 					}
-					if _, err := s.cfg.Dynamo.DeleteIfNotNewer(gctx, tp.Target, key, version); err != nil {
+					if _, err := w.DeleteIfNotNewer(gctx, tp.Target, key, version); err != nil {
 						return err
 					}
 					mu.Lock()
