@@ -113,7 +113,9 @@ func newStreamRig(t *testing.T) *streamRig {
 	return r
 }
 
-func at(lsn uint64, seq uint32) extract.Position { return extract.Position{LSN: extract.LSN(lsn), Seq: seq} }
+func at(lsn uint64, seq uint32) extract.Position {
+	return extract.Position{LSN: extract.LSN(lsn), Seq: seq}
+}
 
 func filmRow(id, title, desc string) extract.Row {
 	return extract.Row{{Text: id}, {Text: title}, {Text: desc}}
@@ -171,7 +173,7 @@ func TestStreamApplyDeliveries(t *testing.T) {
 		return []StreamRecord{
 			r.rec(extract.OpCreate, at(200, 1), nil, filmRow("1", "A", "long")),
 			r.rec(extract.OpCreate, at(200, 2), nil, filmRow("2", "B", "d")),
-			r.rec(extract.OpUpdate, at(201, 1), nil, extract.Row{{Text: "1"}, {Text: "A2"}, u}), // leaves out description
+			r.rec(extract.OpUpdate, at(201, 1), nil, extract.Row{{Text: "1"}, {Text: "A2"}, u}),  // leaves out description
 			r.rec(extract.OpUpdate, at(202, 1), filmRow("2", "B", "d"), filmRow("3", "B3", "d")), // key change
 			r.rec(extract.OpCreate, at(203, 1), nil, filmRow("4", "D", "d")),
 			r.rec(extract.OpDelete, at(204, 1), filmRow("4", "", ""), nil),
