@@ -25,7 +25,11 @@ const (
 type Record struct {
 	Stream       string
 	PartitionKey string
-	Data         []byte
+	// ExplicitHashKey, when set, puts the record on the shard whose hash
+	// key range holds it instead of the partition key's (a TRUNCATE goes to
+	// every shard this way: OpenShardHashKeys).
+	ExplicitHashKey string
+	Data            []byte
 	// Ref is opaque to the writer and returned in failures.
 	Ref any
 }
@@ -241,6 +245,9 @@ func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool) 
 		entries := make([]types.PutRecordsRequestEntry, len(pending))
 		for i, r := range pending {
 			entries[i] = types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: &r.PartitionKey}
+			if r.ExplicitHashKey != "" {
+				entries[i].ExplicitHashKey = &r.ExplicitHashKey
+			}
 		}
 		w.batches.Add(1)
 		out, err := w.api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &b.stream, Records: entries})

@@ -131,3 +131,33 @@ func streamStatus(ctx context.Context, client *kinesis.Client, name string) (typ
 	}
 	return out.StreamDescriptionSummary.StreamStatus, nil
 }
+
+// OpenShardHashKeys returns, for each open shard of stream, the first hash
+// key of its range (an ExplicitHashKey that lands on that shard), in shard
+// order.
+func OpenShardHashKeys(ctx context.Context, client *kinesis.Client, stream string) ([]string, error) {
+	var keys []string
+	in := &kinesis.DescribeStreamInput{StreamName: &stream}
+	for {
+		out, err := client.DescribeStream(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: describe: %w", stream, err)
+		}
+		for _, sh := range out.StreamDescription.Shards {
+			if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+				continue // closed (split or merged)
+			}
+			if sh.HashKeyRange != nil && sh.HashKeyRange.StartingHashKey != nil {
+				keys = append(keys, *sh.HashKeyRange.StartingHashKey)
+			}
+			in.ExclusiveStartShardId = sh.ShardId
+		}
+		if !aws.ToBool(out.StreamDescription.HasMoreShards) {
+			break
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("stream %s: no open shard", stream)
+	}
+	return keys, nil
+}

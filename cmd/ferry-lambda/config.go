@@ -38,15 +38,15 @@ var Actions = map[string][]string{
 }
 
 // config is the function's settings, read once at cold start.
-type config struct {
+type settings struct {
 	plan    string
 	control string
 	workers int
 	db      string
 }
 
-func configFromEnv(getenv func(string) string) (config, error) {
-	c := config{plan: getenv(EnvPlan), control: getenv(EnvControlTable), workers: 16, db: getenv(EnvSourceDB)}
+func configFromEnv(getenv func(string) string) (settings, error) {
+	c := settings{plan: getenv(EnvPlan), control: getenv(EnvControlTable), workers: 16, db: getenv(EnvSourceDB)}
 	if c.plan == "" {
 		root := getenv("LAMBDA_TASK_ROOT")
 		if root == "" {

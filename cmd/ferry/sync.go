@@ -38,6 +38,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
 	chunkRows := fs.Int("snapshot-chunk-rows", 0, "rows per chunk of an online snapshot (`ferry snapshot`; 0: 250): each chunk is applied with the stream's batch, so this bounds the lag a snapshot adds")
 	snapRate := fs.Float64("snapshot-rate", 0, "most rows per second an online snapshot reads (0: one chunk at a time, as fast as they apply)")
+	apply := fs.String("apply", "direct", "who writes DynamoDB: direct (this process, with version-conditional writes) or stream (sync only publishes; the Lambda applier, cmd/ferry-lambda, writes the items from the stream: see \"Scaling the apply with Lambda\" in the README)")
 	cataloguePoll := fs.Duration("catalogue-poll", 30*time.Second, "interval at which sync reads the catalogue for what the log does not carry: DETACH/DROP/TRUNCATE/ATTACH of a partition of a mapped table, and new tables that a pattern entry of the mapping maps; 0 disables")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,6 +55,9 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	policy := pipeline.TruncatePolicy(*truncate)
 	if policy != pipeline.TruncateApply && policy != pipeline.TruncateSkip && policy != pipeline.TruncateFail {
 		return usagef("--truncate must be apply, skip or fail, not %q", *truncate)
+	}
+	if *apply != "direct" && *apply != "stream" {
+		return usagef("--apply must be direct or stream, not %q", *apply)
 	}
 	budget, err := parseBytes(*walBudget)
 	if err != nil {
@@ -111,7 +115,10 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 			BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
 			Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
 			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
-			CataloguePoll: *cataloguePoll,
+			CataloguePoll: *cataloguePoll, ApplyStream: *apply == "stream", KinesisClient: t.kin,
+		}
+		if err := scfg.CheckApplyStream(); err != nil {
+			return usageError{err}
 		}
 		if mon != nil {
 			scfg.Status, scfg.Observer = mon.SyncStatus(sl.show), mon.Metrics

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/transform"
@@ -385,5 +387,16 @@ func (a *StreamApplier) savePositions(ctx context.Context, recs []StreamRecord, 
 		if err := a.cfg.State.SaveShardPosition(ctx, p); err != nil {
 			a.cfg.Logger.Warn("shard position not recorded", "stream", sp.stream, "shard", shard, "err", err)
 		}
+	}
+}
+
+// DeadLetterID is the control table id under which stream appliers record
+// dead letters (sk: table NUL key; value: the RowFailure as JSON).
+const DeadLetterID = "applier#deadletter"
+
+// SweepWith is StreamApplierConfig.Sweep over a DynamoDB client and writer.
+func SweepWith(client *dynamodb.Client, w *load.DynamoWriter) func(context.Context, *transform.TablePlan, string) (int64, error) {
+	return func(ctx context.Context, tp *transform.TablePlan, version string) (int64, error) {
+		return sweepTable(ctx, client, w, tp, version)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -56,6 +57,14 @@ type SyncConfig struct {
 	// batch was half of sync's DynamoDB requests under a steady workload.
 	CheckpointEvery time.Duration
 	Truncate        TruncatePolicy
+	// ApplyStream leaves the DynamoDB writes to the stream's appliers (the
+	// Lambda function, cmd/ferry-lambda): sync publishes every change and
+	// acknowledges the slot once Kinesis holds it (--apply stream). Every
+	// mapped table needs a stream, and records its keys can be rebuilt from
+	// (transform.TablePlan.RecordsInvertible); a TRUNCATE is published to
+	// every open shard of the table's stream (KinesisClient lists them).
+	ApplyStream   bool
+	KinesisClient *kinesis.Client
 	// WALBudget is the retained-WAL size above which sync warns (default 1 GiB).
 	WALBudget int64
 	// Heartbeat is how often a logical message is written so an idle slot
@@ -177,6 +186,9 @@ var ErrSlotInUse = extract.ErrSlotInUse
 // nil. See DESIGN.md: no gap, no time travel, acknowledge last, per-key order.
 func Sync(ctx context.Context, cfg SyncConfig) error {
 	cfg.defaults()
+	if err := cfg.CheckApplyStream(); err != nil {
+		return err
+	}
 	s, err := newSyncer(ctx, &cfg)
 	if err != nil {
 		return err
@@ -433,4 +445,28 @@ func (s *syncer) explainSlot(err error) error {
 			err, s.ck.cp.LSN, s.cfg.Slot)
 	}
 	return err
+}
+
+// CheckApplyStream reports every reason the plan cannot be applied from its
+// streams (--apply stream), joined.
+func (c *SyncConfig) CheckApplyStream() error {
+	if !c.ApplyStream {
+		return nil
+	}
+	var errs []error
+	if c.Truncate == TruncateSkip {
+		errs = append(errs, errors.New("--apply stream applies every TRUNCATE it publishes: --truncate skip cannot be kept (use apply or fail)"))
+	}
+	if c.KinesisClient == nil {
+		errs = append(errs, errors.New("--apply stream: no Kinesis client to list the streams' shards"))
+	}
+	for _, tp := range c.Plan.Tables {
+		if err := tp.RecordsInvertible(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("--apply stream: %w", err)
+	}
+	return nil
 }

@@ -374,12 +374,14 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	var dTook, kTook time.Duration
 	applyStart := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
-		dTook = time.Since(applyStart)
-		return err
-	})
+	if !s.cfg.ApplyStream { // else the stream's appliers write the items
+		g.Go(func() error {
+			var err error
+			_, dFails, err = b.fold.apply(gctx, s.cfg.Dynamo, s.cfg.ApplyWorkers, s.reread)
+			dTook = time.Since(applyStart)
+			return err
+		})
+	}
 	var todo []load.Record
 	for i, r := range b.records {
 		if !b.acked[i] {

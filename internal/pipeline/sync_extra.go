@@ -86,6 +86,9 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 	case TruncateFail:
 		return fmt.Errorf("TRUNCATE of %s at %s and --truncate=fail: stopping before applying it", name, ch.Pos.LSN)
 	case TruncateApply:
+		if s.cfg.ApplyStream {
+			break // the appliers apply it: published to every shard below
+		}
 		var n int64
 		err := s.withRetry(ctx, "TRUNCATE of "+name, func() error {
 			var err error
@@ -105,7 +108,20 @@ func (s *syncer) truncate(ctx context.Context, ch *extract.Change, src transform
 			return err
 		}
 		err = s.withRetry(ctx, "publish TRUNCATE of "+name, func() error {
-			fails, err := s.cfg.Kinesis.Put(ctx, []load.Record{{Stream: tp.Stream, PartitionKey: pk, Data: data}})
+			recs := []load.Record{{Stream: tp.Stream, PartitionKey: pk, Data: data}}
+			if s.cfg.ApplyStream {
+				// One copy per open shard, so that each shard's consumers
+				// see it in order with the table's other changes there.
+				keys, err := load.OpenShardHashKeys(ctx, s.cfg.KinesisClient, tp.Stream)
+				if err != nil {
+					return err
+				}
+				recs = recs[:0]
+				for _, k := range keys {
+					recs = append(recs, load.Record{Stream: tp.Stream, PartitionKey: pk, ExplicitHashKey: k, Data: data})
+				}
+			}
+			fails, err := s.cfg.Kinesis.Put(ctx, recs)
 			if err == nil && len(fails) > 0 {
 				err = fails[0].Err
 			}

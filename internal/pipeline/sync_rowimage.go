@@ -58,10 +58,16 @@ func (s *syncer) completeUpdate(ctx context.Context, b *syncBatch, tp *transform
 		var old transform.Item
 		if prev := b.fold.writes[tp.Target+"\x00"+oldID]; prev != nil && prev.kind == writePut {
 			old = prev.item
+		} else if s.cfg.ApplyStream {
+			// The stored item may lag the stream (its appliers have not
+			// applied the changes published before this one): not a source
+			// of the row's values.
 		} else if old, err = s.getItem(ctx, tp.Target, oldKey); err != nil {
 			return err
 		}
-		ch.After = fillUnchanged(tp, ch.After, old)
+		if old != nil {
+			ch.After = fillUnchanged(tp, ch.After, old)
+		}
 	}
 	if !missing(tp.Source, ch.After) {
 		return nil
