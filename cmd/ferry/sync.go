@@ -70,6 +70,10 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	early := pipeline.SyncConfig{Plan: c.plan, Truncate: policy, ApplyStream: *apply == "stream"}
+	if err := early.CheckApplyStream(); err != nil {
+		return usageError{err}
+	}
 	mon, err := startMetrics(ctx, "sync", cf, bf.metricsAddr)
 	if err != nil {
 		return err
@@ -117,9 +121,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
 			CataloguePoll: *cataloguePoll, ApplyStream: *apply == "stream", KinesisClient: t.kin,
 		}
-		if err := scfg.CheckApplyStream(); err != nil {
-			return usageError{err}
-		}
+
 		if mon != nil {
 			scfg.Status, scfg.Observer = mon.SyncStatus(sl.show), mon.Metrics
 			mon.SetWALBudget(budget)

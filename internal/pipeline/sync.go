@@ -189,6 +189,9 @@ func Sync(ctx context.Context, cfg SyncConfig) error {
 	if err := cfg.CheckApplyStream(); err != nil {
 		return err
 	}
+	if cfg.ApplyStream && cfg.KinesisClient == nil {
+		return errors.New("sync: ApplyStream without a KinesisClient to list the streams' shards")
+	}
 	s, err := newSyncer(ctx, &cfg)
 	if err != nil {
 		return err
@@ -456,9 +459,6 @@ func (c *SyncConfig) CheckApplyStream() error {
 	var errs []error
 	if c.Truncate == TruncateSkip {
 		errs = append(errs, errors.New("--apply stream applies every TRUNCATE it publishes: --truncate skip cannot be kept (use apply or fail)"))
-	}
-	if c.KinesisClient == nil {
-		errs = append(errs, errors.New("--apply stream: no Kinesis client to list the streams' shards"))
 	}
 	for _, tp := range c.Plan.Tables {
 		if err := tp.RecordsInvertible(); err != nil {
