@@ -53,9 +53,17 @@ func (d DeadLetters) read(path string) error {
 		return fmt.Errorf("dead-letter file: %w", err)
 	}
 	defer f.Close()
+	return d.decode(f, "dead-letter file "+path)
+}
+
+// Add adds the dead letters of r (JSON objects, as in the files), named
+// where in errors (the Lambda applier's, from the control table).
+func (d DeadLetters) Add(r io.Reader, where string) error { return d.decode(r, where) }
+
+func (d DeadLetters) decode(r io.Reader, where string) error {
 	// A line holds the whole row (possibly megabytes): decode the stream of
 	// objects rather than scanning lines of a bounded length.
-	dec := json.NewDecoder(f)
+	dec := json.NewDecoder(r)
 	for n := 1; ; n++ {
 		var line struct {
 			Table, Key, Reason string
@@ -64,10 +72,10 @@ func (d DeadLetters) read(path string) error {
 		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
 			return nil
 		} else if err != nil {
-			return fmt.Errorf("dead-letter file %s, row %d: %w", path, n, err)
+			return fmt.Errorf("%s, row %d: %w", where, n, err)
 		}
 		if line.Table == "" || line.Key == "" {
-			return fmt.Errorf("dead-letter file %s, row %d: no table or key", path, n)
+			return fmt.Errorf("%s, row %d: no table or key", where, n)
 		}
 		d[deadKey{line.Table, line.Key}] = deadRow{reason: line.Reason, row: line.Row}
 	}

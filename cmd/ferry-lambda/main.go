@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -46,6 +47,10 @@ func main() {
 	lambda.Start(h.handle)
 }
 
+// maxDeadLetter is the largest dead letter kept whole in the control table
+// (an item holds at most 400 KB, keys and names included).
+const maxDeadLetter = 350 << 10
+
 // handler is the function's state across invocations of one instance.
 type handler struct {
 	applier *pipeline.StreamApplier
@@ -62,7 +67,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
+		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5; o.RateLimiter = ratelimit.None })
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
@@ -80,6 +85,16 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 			data, err := json.Marshal(f)
 			if err != nil {
 				return err
+			}
+			if len(data) > maxDeadLetter {
+				// The row a dead letter is about is often what DynamoDB
+				// refused for its size: the control table cannot hold it
+				// either. The table, key and reason still name it.
+				f.Row = nil
+				f.Reason += " (the row is left out of this dead letter: too large for the control table)"
+				if data, err = json.Marshal(f); err != nil {
+					return err
+				}
 			}
 			return control.Put(ctx, pipeline.DeadLetterID, f.Table+"\x00"+f.Key, data)
 		},

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,11 +25,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/internal/faultproxy"
 	"github.com/ferry-migrate/ferry/internal/lambdaesm"
 	"github.com/ferry-migrate/ferry/internal/stack"
 	"github.com/ferry-migrate/ferry/internal/testkit"
 	"github.com/ferry-migrate/ferry/internal/workload"
 	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/verify"
 )
 
 // The binaries the stream tests run: ferry (backfill, plan, sync, verify) and
@@ -108,7 +113,7 @@ func (e *streamEnv) common() []string {
 
 // startFunction runs the applier under the Runtime Interface Emulator with
 // the compiled plan, fed by an event source mapping on the stream.
-func (e *streamEnv) startFunction(t *testing.T, mc func(*lambdaesm.MappingConfig), env ...string) (*lambdaesm.Runtime, *lambdaesm.Mapping) {
+func (e *streamEnv) startFunction(t *testing.T, mc func(*lambdaesm.MappingConfig), wrap func(*lambdaesm.Runtime) lambdaesm.Invoker, env ...string) (*lambdaesm.Runtime, *lambdaesm.Mapping) {
 	t.Helper()
 	ctx := t.Context()
 	plan := filepath.Join(e.dir, "plan.json")
@@ -134,7 +139,11 @@ func (e *streamEnv) startFunction(t *testing.T, mc func(*lambdaesm.MappingConfig
 	if mc != nil {
 		mc(&cfg)
 	}
-	m, err := lambdaesm.StartMapping(ctx, e.st.KinesisClient(), rt, cfg)
+	var inv lambdaesm.Invoker = rt
+	if wrap != nil {
+		inv = wrap(rt)
+	}
+	m, err := lambdaesm.StartMapping(ctx, e.st.KinesisClient(), inv, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,10 +258,55 @@ func versionProbe(ctx context.Context, client *dynamodb.Client, table string) fu
 // to an older _version.
 func TestApplyStream(t *testing.T) {
 	t.Parallel()
+	runStreamScenario(t, false)
+}
+
+// TestApplyStreamUnderFaults: the same under injected faults — the
+// invocation fails after the function ran on 10 % of invocations (the mapping
+// bisects and retries), the runtime is killed in the middle of a batch now and
+// then, DynamoDB throttles 20 % of the function's requests — plus a poison row
+// (an item over 400 KB): exact, with the poison row at the on-failure
+// destination and dead-lettered in verify's report.
+func TestApplyStreamUnderFaults(t *testing.T) {
+	t.Parallel()
+	runStreamScenario(t, true)
+}
+
+func runStreamScenario(t *testing.T, faults bool) {
 	e := newStreamEnv(t)
 	ctx := t.Context()
 	e.run(t, append([]string{"backfill", "--shards", "4", "--progress", "log"}, e.common()...)...)
-	_, m := e.startFunction(t, func(c *lambdaesm.MappingConfig) { c.StartingPosition = lambdaesm.Latest })
+	var env []string
+	var inv *faultyInvoker
+	dest := &lambdaesm.FileDestination{Path: filepath.Join(e.dir, "on-failure.jsonl")}
+	if faults {
+		proxy, err := faultproxy.Start(e.st.DynamoEndpoint, 7, faultproxy.Rule{Target: "DynamoDB_20120810.", Kind: faultproxy.Throttle, Rate: 0.2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { proxy.Close() })
+		env = append(env, "AWS_ENDPOINT_URL_DYNAMODB="+proxy.URL)
+		defer func() {
+			if n := proxy.Injected(faultproxy.Throttle); n == 0 {
+				t.Errorf("no throttling was injected")
+			} else {
+				t.Logf("throttled requests: %d", n)
+			}
+		}()
+	}
+	_, m := e.startFunction(t, func(c *lambdaesm.MappingConfig) {
+		c.StartingPosition = lambdaesm.Latest
+		if faults {
+			c.MaximumRetryAttempts = 3
+			c.OnFailure = dest
+		}
+	}, func(rt *lambdaesm.Runtime) lambdaesm.Invoker {
+		if !faults {
+			return rt
+		}
+		inv = &faultyInvoker{rt: rt, bootstrap: e.bootstrap, failRate: 0.1, killEvery: 20}
+		return inv
+	}, env...)
 	stopSync := e.startSync(t)
 	probe := versionProbe(ctx, e.st.DynamoClient(), e.target)
 
@@ -267,25 +321,29 @@ func TestApplyStream(t *testing.T) {
 		}
 	}()
 	go func() { defer wg.Done(); errs <- hotKey(wctx, e.db, 7, 50) }()
-	select {
-	case <-time.After(8 * time.Second):
-	case <-ctx.Done():
+	pause := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
 	}
+	pause(6 * time.Second)
 	conn, err := pgx.Connect(ctx, e.db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "TRUNCATE film_category"); err != nil {
-		t.Fatal(err)
+	stmts := []string{"TRUNCATE film_category", "INSERT INTO film_category (film_id, category_id) VALUES (1, 2), (3, 4)"}
+	if faults {
+		// An item DynamoDB can never hold (over 400 KB).
+		stmts = append(stmts, "UPDATE film SET description = repeat('x', 450000) WHERE film_id = 20")
 	}
-	if _, err := conn.Exec(ctx, "INSERT INTO film_category (film_id, category_id) VALUES (1, 2), (3, 4)"); err != nil {
-		t.Fatal(err)
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
-	select {
-	case <-time.After(8 * time.Second):
-	case <-ctx.Done():
-	}
+	pause(6 * time.Second)
 	stopLoad()
 	wg.Wait()
 	close(errs)
@@ -305,10 +363,112 @@ func TestApplyStream(t *testing.T) {
 			t.Error(r)
 		}
 	}
-	out := e.run(t, append([]string{"verify", "--stream"}, e.common()...)...)
-	t.Logf("verify:\n%s", out)
 	stopSync()
 	e.checkApplied(t, "public.film_category")
+	rep := e.verify(t)
+	if !faults {
+		if rep.Verdict != "consistent" {
+			t.Errorf("verify: %s, want consistent: %+v", rep.Verdict, rep.Totals)
+		}
+		return
+	}
+	if inv.failed.Load() == 0 || inv.killed.Load() == 0 {
+		t.Errorf("faults injected: %d failed invocations, %d runtimes killed; want some of each", inv.failed.Load(), inv.killed.Load())
+	}
+	t.Logf("invocations %d, failed after running %d, runtimes killed %d", inv.calls.Load(), inv.failed.Load(), inv.killed.Load())
+	// Exact but for the poison row, which is dead-lettered (DynamoDB) and
+	// on the stream (its event is there).
+	tot := rep.Totals
+	if tot.Missing != 0 || tot.Extra != 0 || tot.Differing != 0 || tot.Unconvertible != 0 || tot.DeadLettered != 1 {
+		t.Errorf("verify totals %+v, want only the poison row, dead-lettered", tot)
+		logs, _ := filepath.Glob(filepath.Join(e.dir, "env-*.log"))
+		for _, l := range logs {
+			data, _ := os.ReadFile(l)
+			for _, line := range strings.Split(string(data), "\n") {
+				if strings.Contains(line, "film_id=20") || strings.Contains(line, "dead") {
+					t.Log(line[:min(len(line), 600)])
+				}
+			}
+		}
+	}
+	for _, tr := range rep.Tables {
+		for _, f := range tr.Findings {
+			if f.Kind == "dead_lettered" && (f.Table != "public.film" || f.Key != "film_id=20") {
+				t.Errorf("dead-lettered %s %s, want public.film film_id=20", f.Table, f.Key)
+			}
+		}
+	}
+	for _, sr := range rep.Streams {
+		if sr.Verdict != "consistent" {
+			t.Errorf("stream %s: %s", sr.Stream, sr.Verdict)
+		}
+	}
+	recs, err := dest.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 {
+		t.Errorf("nothing reached the on-failure destination; the poison row's record should have")
+	}
+}
+
+// verify runs `ferry verify --stream --format json` and decodes its report.
+func (e *streamEnv) verify(t *testing.T) verify.Report {
+	t.Helper()
+	out, err := e.ferryCmd(t.Context(), append([]string{"verify", "--stream", "--format", "json"}, e.common()...)...).Output()
+	var rep verify.Report
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("verify: %v, report %v\n%s", err, jerr, out)
+	}
+	t.Logf("verify: %s, totals %+v", rep.Verdict, rep.Totals)
+	return rep
+}
+
+// faultyInvoker invokes the function, then reports a function error for a
+// share of the invocations (the function ran: its writes happened), and
+// kills the runtime in the middle of every killEvery-th invocation.
+type faultyInvoker struct {
+	rt        *lambdaesm.Runtime
+	bootstrap string
+	failRate  float64
+	killEvery int64
+	calls     atomic.Int64
+	failed    atomic.Int64
+	killed    atomic.Int64
+}
+
+func (f *faultyInvoker) Invoke(ctx context.Context, id string, payload []byte) ([]byte, error) {
+	n := f.calls.Add(1)
+	if n%f.killEvery == 0 {
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			if killProcesses(f.bootstrap) > 0 {
+				f.killed.Add(1)
+			}
+		}()
+	}
+	out, err := f.rt.Invoke(ctx, id, payload)
+	if err == nil && rand.Float64() < f.failRate {
+		f.failed.Add(1)
+		return nil, &lambdaesm.FunctionError{RequestID: id, Type: "Injected", Message: "injected after the function ran"}
+	}
+	return out, err
+}
+
+// killProcesses sends SIGKILL to every process running the executable path
+// and returns how many it found.
+func killProcesses(path string) int {
+	n := 0
+	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range exes {
+		if target, err := os.Readlink(exe); err == nil && target == path {
+			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(exe)))
+			if err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // checkApplied asserts that the function applied the stream: every shard has

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +87,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ctl := load.NewControlStore(ddb, *control)
+	if dead, err = addApplierDeadLetters(ctx, ctl, dead); err != nil {
+		return err
+	}
 	cfg := verify.Config{
 		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
 		Slot: *slot, Rechecks: *rechecks, Wait: *wait, Segments: *segments, Workers: *workers, MaxFindings: *maxFindings,
@@ -179,4 +183,29 @@ func recordVerdict(ctx context.Context, ctl *load.ControlStore, slot string, rep
 	if err != nil {
 		slog.Warn("verify: could not record the verdict in the control table", "table", ctl.Table(), "err", err)
 	}
+}
+
+// addApplierDeadLetters adds the dead letters the Lambda applier (sync
+// --apply stream) recorded in the control table to dead.
+func addApplierDeadLetters(ctx context.Context, ctl *load.ControlStore, dead verify.DeadLetters) (verify.DeadLetters, error) {
+	vals, err := ctl.List(ctx, pipeline.DeadLetterID)
+	if err != nil {
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return dead, nil // no control table: no applier ran
+		}
+		return dead, err
+	}
+	if len(vals) == 0 {
+		return dead, nil
+	}
+	if dead == nil {
+		dead = verify.DeadLetters{}
+	}
+	for sk, v := range vals {
+		if err := dead.Add(bytes.NewReader(v), "the applier's dead letter "+strconv.Quote(sk)+" in "+ctl.Table()); err != nil {
+			return dead, err
+		}
+	}
+	return dead, nil
 }
