@@ -177,6 +177,13 @@ type indexedFailure struct {
 // reported may or may not have been written. Write blocks until done and is
 // safe for concurrent use (calls do not order against each other).
 func (w *DynamoWriter) Write(ctx context.Context, reqs []WriteRequest) ([]Failure, error) {
+	return w.WriteCounted(ctx, reqs, nil)
+}
+
+// WriteCounted is Write that also counts the requests it applied and the
+// retries it made in t (nil: not counted), as well as in the writer's Stats.
+// A call that returns an error has counted what it did before it stopped.
+func (w *DynamoWriter) WriteCounted(ctx context.Context, reqs []WriteRequest, t *Tally) ([]Failure, error) {
 	var failures []indexedFailure
 	valid := make([]indexed, 0, len(reqs))
 	for i, r := range reqs {
@@ -189,7 +196,7 @@ func (w *DynamoWriter) Write(ctx context.Context, reqs []WriteRequest) ([]Failur
 	var err error
 	for _, round := range splitRounds(valid) {
 		var f []indexedFailure
-		f, err = w.writeRound(ctx, round)
+		f, err = w.writeRound(ctx, round, t)
 		failures = append(failures, f...)
 		if err != nil {
 			break
@@ -227,7 +234,7 @@ func splitRounds(reqs []indexed) [][]indexed {
 // Workers batches at once. Puts in the wire form go in batches of their
 // own (their body is written by ferry, the others' by the SDK); inside a
 // round keys are distinct, so the order between batches does not matter.
-func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed) ([]indexedFailure, error) {
+func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed, t *Tally) ([]indexedFailure, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Workers)
 	var (
@@ -236,7 +243,7 @@ func (w *DynamoWriter) writeRound(ctx context.Context, reqs []indexed) ([]indexe
 	)
 	for _, batch := range batches(reqs) {
 		g.Go(func() error {
-			f, err := w.writeBatch(gctx, batch)
+			f, err := w.writeBatch(gctx, batch, t)
 			if len(f) > 0 {
 				mu.Lock()
 				failures = append(failures, f...)
@@ -286,7 +293,7 @@ func chunk(reqs []indexed, out [][]indexed) [][]indexed {
 
 // writeBatch writes up to 25 requests with distinct keys, retrying
 // UnprocessedItems until all are in or the budget is spent.
-func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed) ([]indexedFailure, error) {
+func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed, t *Tally) ([]indexedFailure, error) {
 	id := w.batchSeq.Add(1)
 	pending := batch
 	for attempt := 0; ; attempt++ {
@@ -299,6 +306,7 @@ func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed) ([]index
 					id, batchTables(pending), len(pending), err)
 			}
 			w.retries.Add(1)
+			t.addRetry()
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("dynamodb batch %d: %w", id, err)
@@ -313,12 +321,13 @@ func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed) ([]index
 		}
 		if err != nil {
 			if isValidation(err) {
-				return w.writeOneByOne(ctx, id, pending, err)
+				return w.writeOneByOne(ctx, id, pending, err, t)
 			}
 			return nil, fmt.Errorf("dynamodb batch %d (table %s): BatchWriteItem: %w", id, batchTables(pending), err)
 		}
 		next := unprocessed(pending, out.UnprocessedItems)
 		w.written.Add(int64(len(pending) - len(next)))
+		t.addDone(int64(len(pending) - len(next)))
 		if len(next) == 0 {
 			return nil, nil
 		}
@@ -390,7 +399,7 @@ func matchRequest(pending []indexed, used []bool, table string, wr types.WriteRe
 
 // writeOneByOne writes a batch that DynamoDB rejected as invalid one item at
 // a time, to find the items that can never be written.
-func (w *DynamoWriter) writeOneByOne(ctx context.Context, id int64, pending []indexed, cause error) ([]indexedFailure, error) {
+func (w *DynamoWriter) writeOneByOne(ctx context.Context, id int64, pending []indexed, cause error, t *Tally) ([]indexedFailure, error) {
 	w.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "dynamodb: batch rejected, writing its items one by one",
 		slog.String("table", batchTables(pending)), slog.Int64("batch", id), slog.Any("error", cause))
 	var failures []indexedFailure
@@ -399,6 +408,7 @@ func (w *DynamoWriter) writeOneByOne(ctx context.Context, id int64, pending []in
 		switch {
 		case err == nil:
 			w.written.Add(1)
+			t.addDone(1)
 		case isValidation(err):
 			w.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "dynamodb: item rejected",
 				slog.String("table", p.req.Table), slog.Int64("batch", id),

@@ -168,7 +168,7 @@ type batchDone struct {
 // the records not yet acknowledged may or may not have been put. It is safe
 // for concurrent use; concurrent calls do not order against each other.
 func (w *KinesisWriter) Put(ctx context.Context, recs []Record) ([]RecordFailure, error) {
-	return w.put(ctx, recs, nil)
+	return w.put(ctx, recs, nil, nil)
 }
 
 // PutAcked is Put that also sets acked[i] when Kinesis accepted recs[i]
@@ -177,13 +177,21 @@ func (w *KinesisWriter) Put(ctx context.Context, recs []Record) ([]RecordFailure
 // after its earlier records were acked, so a resend can duplicate a record
 // but never place it after a later one of its key.
 func (w *KinesisWriter) PutAcked(ctx context.Context, recs []Record, acked []bool) ([]RecordFailure, error) {
+	return w.PutAckedCounted(ctx, recs, acked, nil)
+}
+
+// PutAckedCounted is PutAcked that also counts the records it put and the
+// retries it made in t (nil: not counted), as well as in the writer's
+// Stats. A call that returns an error has counted what it did before it
+// stopped.
+func (w *KinesisWriter) PutAckedCounted(ctx context.Context, recs []Record, acked []bool, t *Tally) ([]RecordFailure, error) {
 	if len(acked) != len(recs) {
 		return nil, fmt.Errorf("kinesis: PutAcked with %d flags for %d records", len(acked), len(recs))
 	}
-	return w.put(ctx, recs, acked)
+	return w.put(ctx, recs, acked, t)
 }
 
-func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool) ([]RecordFailure, error) {
+func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool, t *Tally) ([]RecordFailure, error) {
 	var failures []RecordFailure
 	sched := newKScheduler(recs, w.cfg.MaxBatchRecords, w.cfg.MaxBatchBytes)
 	for i, r := range recs {
@@ -206,7 +214,7 @@ func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool) ([
 				break
 			}
 			inflight++
-			go func() { done <- batchDone{b, w.sendBatch(ctx, b, acked)} }()
+			go func() { done <- batchDone{b, w.sendBatch(ctx, b, acked, t)} }()
 		}
 		if inflight == 0 {
 			break
@@ -224,7 +232,7 @@ func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool) ([
 
 // sendBatch puts a batch (distinct partition keys), resending failed entries
 // until all are in or the retry budget is spent.
-func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool) error {
+func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool, t *Tally) error {
 	id := w.batchSeq.Add(1)
 	pending, pendingIdx := b.recs, b.idx
 	lastCode := ""
@@ -238,6 +246,7 @@ func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool) 
 					id, b.stream, len(pending), lastCode, err)
 			}
 			w.retries.Add(1)
+			t.addRetry()
 		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("kinesis batch %d (stream %s): %w", id, b.stream, err)
@@ -270,6 +279,7 @@ func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool) 
 			}
 		}
 		w.putCount.Add(int64(len(pending) - len(failed)))
+		t.addDone(int64(len(pending) - len(failed)))
 		if len(failed) == 0 {
 			return nil
 		}

@@ -54,7 +54,7 @@ type backfillFlags struct {
 func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	b := &backfillFlags{}
 	fs.StringVar(&b.tables, "tables", "", "comma-separated subset of mapped tables to copy (default: all)")
-	fs.IntVar(&b.workers, "workers", 4, "snapshot connections reading chunks in parallel")
+	fs.IntVar(&b.workers, "workers", 4, "snapshot connections reading chunks in parallel, of all tables from one queue, largest first")
 	fs.IntVar(&b.writers, "writers", 8, "concurrent DynamoDB BatchWriteItem calls")
 	fs.IntVar(&b.chunk, "chunk-rows", 5000, "rows per primary-key chunk (the unit of resume)")
 	fs.IntVar(&b.shards, "shards", 2, "shards of a Kinesis stream that ferry creates")

@@ -24,7 +24,7 @@ type collectSink struct {
 	items []transform.Item
 }
 
-func (s *collectSink) Write(_ context.Context, b *pipeline.Batch) ([]pipeline.RowFailure, error) {
+func (s *collectSink) Write(_ context.Context, b *pipeline.Batch) (pipeline.SinkStats, []pipeline.RowFailure, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range b.Writes {
@@ -34,15 +34,13 @@ func (s *collectSink) Write(_ context.Context, b *pipeline.Batch) ([]pipeline.Ro
 			// sends the same items as the SDK's maps.
 			var err error
 			if item, err = ddbjson.Decode(w.PutJSON.JSON); err != nil {
-				return nil, fmt.Errorf("collect items: %w", err)
+				return pipeline.SinkStats{}, nil, fmt.Errorf("collect items: %w", err)
 			}
 		}
 		s.items = append(s.items, item)
 	}
-	return nil, nil
+	return pipeline.SinkStats{}, nil, nil
 }
-
-func (s *collectSink) Stats() pipeline.SinkStats { return pipeline.SinkStats{} }
 
 // BareBatchWrite is DynamoDB's limit for the backfill: workers goroutines
 // sending BatchWriteItem calls of 25 items, UnprocessedItems resent, nothing

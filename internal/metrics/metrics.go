@@ -245,13 +245,13 @@ type timedSink struct {
 	h prometheus.Observer
 }
 
-func (s *timedSink) Write(ctx context.Context, b *pipeline.Batch) ([]pipeline.RowFailure, error) {
+func (s *timedSink) Write(ctx context.Context, b *pipeline.Batch) (pipeline.SinkStats, []pipeline.RowFailure, error) {
 	start := time.Now()
-	f, err := s.Sink.Write(ctx, b)
+	st, f, err := s.Sink.Write(ctx, b)
 	if err == nil {
 		s.h.Observe(time.Since(start).Seconds())
 	}
-	return f, err
+	return st, f, err
 }
 
 // SyncStatus wraps sync's status callback (next may be nil): the status is

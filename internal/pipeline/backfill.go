@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,8 +20,11 @@ import (
 // CDC can no longer continue from the snapshot, so the copy must start over.
 var ErrSlotGone = errors.New("replication slot is gone")
 
-// Progress receives progress events; calls for one table come from several
-// goroutines (it must be safe for concurrent use).
+// Progress receives progress events. Several tables are copied at once, and
+// a table's chunks by several workers: calls come from several goroutines
+// (it must be safe for concurrent use). For each table TableStart comes
+// first (when its first chunk starts), then its Add calls, then TableDone
+// (after its last chunk, or when the run stops).
 type Progress interface {
 	TableStart(table string, rows, doneRows int64)
 	Add(table string, rows int64)
@@ -170,8 +171,7 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		}
 	}()
 	// Chunk planning (one ordered pass over the primary key, PlanChunks) runs
-	// on a connection of its own, one table ahead of the copy instead of
-	// between tables.
+	// on a connection of its own, beside the copy (see backfill_queue.go).
 	var planConn *extract.SnapshotConn
 	defer func() {
 		if planConn != nil {
@@ -197,30 +197,41 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	}
 	snapTime := time.Now()
 	readPos := extract.Position{LSN: res.ReadLSN}
-	readers := make([]*reader, len(conns))
-	for i, c := range conns {
-		readers[i] = &reader{conn: c}
-	}
-	planned, stopPlanning := planTables(ctx, &cfg, planConn, plans, state)
-	defer stopPlanning()
 
-	for pt := range planned {
-		if pt.err != nil {
-			return nil, pt.err
+	tables := make([]*tableCopy, len(cfg.Plan.Tables))
+	for i, tp := range cfg.Plan.Tables {
+		tables[i] = newTableCopy(tp, i)
+	}
+	q := newChunkQueue()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer q.close()
+		return planTables(gctx, &cfg, planConn, tables, plans, done, state, q)
+	})
+	for _, c := range conns {
+		r := &reader{conn: c}
+		g.Go(func() error {
+			return q.work(gctx, func(ctx context.Context, job chunkJob) error {
+				return copyJob(ctx, &cfg, r, job, state, readPos, snapTime)
+			})
+		})
+	}
+	err = g.Wait()
+	// The summary lists the tables this run started, in the plan's order;
+	// those a failure interrupted are closed with what they did.
+	for _, t := range tables {
+		st := t.result(cfg.Progress)
+		if st == nil {
+			continue
 		}
-		tp, plan := pt.tp, pt.plan
-		name := tp.Source.QualifiedName()
-		st, err := copyTable(ctx, &cfg, tp, plan, done[name], readers, state, readPos, snapTime)
-		if st != nil {
-			res.Tables = append(res.Tables, st)
-			res.Failures = append(res.Failures, st.Failures...)
-			if cfg.OnError == OnErrorSkip {
-				res.Skipped += len(st.Failures)
-			}
+		res.Tables = append(res.Tables, st)
+		res.Failures = append(res.Failures, st.Failures...)
+		if cfg.OnError == OnErrorSkip {
+			res.Skipped += len(st.Failures)
 		}
-		if err != nil {
-			return res, err
-		}
+	}
+	if err != nil {
+		return res, err
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -246,50 +257,45 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	return res, nil
 }
 
-// plannedTable is a table with its chunks, or the error planning it.
-type plannedTable struct {
-	tp   *transform.TablePlan
-	plan *chunkPlan
-	err  error
-}
-
-// planTables plans the chunks of each table of the plan in order (or takes
-// the recorded plan of a resumed run), at most one table ahead of the
-// consumer. The channel closes after the last table, after an error (sent
-// as the last element) or when ctx ends; stop ends the planner and waits
-// for it.
-func planTables(ctx context.Context, cfg *BackfillConfig, conn *extract.SnapshotConn,
-	recorded map[string]*chunkPlan, state *stateStore) (<-chan plannedTable, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	out := make(chan plannedTable)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(out)
-		for _, tp := range cfg.Plan.Tables {
-			name := tp.Source.QualifiedName()
-			pt := plannedTable{tp: tp, plan: recorded[name]}
-			if pt.plan == nil {
-				chunks, rows, err := conn.PlanChunks(ctx, tp.Source, cfg.ChunkRows)
-				if err == nil {
-					pt.plan = &chunkPlan{Chunks: chunks, Rows: rows}
-					if state != nil {
-						err = state.savePlan(ctx, name, pt.plan)
-					}
-				}
-				pt.err = err
-			}
-			select {
-			case out <- pt:
-			case <-ctx.Done():
-				return
-			}
-			if pt.err != nil {
-				return
+// planTables gives every table its chunks and queues them: first the
+// tables with a plan recorded by an earlier run (all at once), then the
+// others, planned on conn (PlanChunks, smallest estimate first, see
+// backfill_queue.go) and recorded before any of their chunks is queued
+// (a chunk's done marker names its index in the recorded plan). A table
+// with nothing left to copy is started and finished at once.
+func planTables(ctx context.Context, cfg *BackfillConfig, conn *extract.SnapshotConn, tables []*tableCopy,
+	recorded map[string]*chunkPlan, done map[string]map[int]int64, state *stateStore, q *chunkQueue) error {
+	queue := func(t *tableCopy, plan *chunkPlan) {
+		t.setPlan(plan, done[t.name])
+		if len(t.todo) == 0 {
+			t.finish(cfg.Progress)
+			return
+		}
+		q.add(t)
+	}
+	var unplanned []*tableCopy
+	for _, t := range tables {
+		if p := recorded[t.name]; p != nil {
+			queue(t, p)
+		} else {
+			unplanned = append(unplanned, t)
+		}
+	}
+	for _, t := range planningOrder(unplanned) {
+		chunks, rows, err := conn.PlanChunks(ctx, t.tp.Source, cfg.ChunkRows)
+		if err != nil {
+			return err
+		}
+		plan := &chunkPlan{Chunks: chunks, Rows: rows}
+		if state != nil {
+			if err := state.savePlan(ctx, t.name, plan); err != nil {
+				return err
 			}
 		}
-	}()
-	return out, func() { cancel(); <-done }
+		cfg.Logger.Debug("table planned", "table", t.name, "rows", rows, "chunks", len(chunks))
+		queue(t, plan)
+	}
+	return nil
 }
 
 // openSnapshot decides between a fresh run (new slot, its snapshot), a resumed
@@ -477,76 +483,50 @@ func (r *reader) next() {
 	r.mem.Reset()
 }
 
-func copyTable(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, plan *chunkPlan, done map[int]int64,
-	readers []*reader, state *stateStore, pos extract.Position, snapTime time.Time) (*TableStats, error) {
-	name := tp.Source.QualifiedName()
-	start := time.Now()
-	before := cfg.Sink.Stats()
-	st := &TableStats{Table: name, Chunks: len(plan.Chunks)}
-	var doneRows int64
-	todo := make(chan extract.Chunk, len(plan.Chunks))
-	for _, ch := range plan.Chunks {
-		if rows, ok := done[ch.Index]; ok {
-			st.ChunksSkipped++
-			doneRows += rows
-			continue
-		}
-		todo <- ch
+// copyJob copies one chunk on reader r, counts it to its table, writes its
+// failures to the dead-letter file under OnErrorSkip, and records the chunk
+// done when its rows are durable. After the table's last chunk the
+// progress sees the table done.
+func copyJob(ctx context.Context, cfg *BackfillConfig, r *reader, job chunkJob, state *stateStore,
+	pos extract.Position, snapTime time.Time) error {
+	t, ch := job.table, job.chunk
+	t.begin(cfg.Progress)
+	n, written, fails, err := copyChunk(ctx, cfg, t.tp, r, ch, pos, snapTime)
+	if err != nil {
+		// The run stops; the rows failed so far are not reported (under
+		// skip they were not dead-lettered): the chunk is copied again.
+		t.add(n, written, nil)
+		return err
 	}
-	close(todo)
-	cfg.Progress.TableStart(name, plan.Rows, doneRows)
-	var mu sync.Mutex
-	var rows atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for _, r := range readers {
-		g.Go(func() error {
-			for ch := range todo {
-				n, fails, err := copyChunk(gctx, cfg, tp, r, ch, pos, snapTime)
-				rows.Add(n)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				st.Failures = append(st.Failures, fails...)
-				mu.Unlock()
-				if cfg.OnError == OnErrorSkip {
-					for _, f := range fails {
-						if err := cfg.DeadLetter.Write(f); err != nil {
-							return err
-						}
-						cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
-							"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)
-					}
-				}
-				// Under stop, a chunk with rows that could not be written stays
-				// undone: the next run retries it (after the mapping or data is
-				// fixed). Under skip its rows are in the dead-letter file.
-				if state != nil && (len(fails) == 0 || cfg.OnError == OnErrorSkip) {
-					if err := state.markDone(gctx, name, ch.Index, n); err != nil {
-						return err
-					}
-				}
+	t.add(n, written, fails)
+	if cfg.OnError == OnErrorSkip {
+		for _, f := range fails {
+			if err := cfg.DeadLetter.Write(f); err != nil {
+				return err
 			}
-			return nil
-		})
+			cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
+				"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)
+		}
 	}
-	err := g.Wait()
-	after := cfg.Sink.Stats()
-	st.Rows = rows.Load()
-	st.Items = after.Items - before.Items
-	st.Records = after.Records - before.Records
-	st.Retries = after.Retries - before.Retries
-	st.Duration = time.Since(start)
-	cfg.Progress.TableDone(st)
-	return st, err
+	// Under stop, a chunk with rows that could not be written stays
+	// undone: the next run retries it (after the mapping or data is
+	// fixed). Under skip its rows are in the dead-letter file.
+	if state != nil && (len(fails) == 0 || cfg.OnError == OnErrorSkip) {
+		if err := state.markDone(ctx, t.name, ch.Index, n); err != nil {
+			return err
+		}
+	}
+	t.chunkDone(cfg.Progress)
+	return nil
 }
 
-// copyChunk reads one chunk and writes it in batches; it returns rows read and
-// the rows that failed.
+// copyChunk reads one chunk and writes it in batches; it returns rows read,
+// what the sink wrote and the rows that failed (after an error: so far).
 func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
-	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, []RowFailure, error) {
+	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, SinkStats, []RowFailure, error) {
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
+	var written SinkStats
 	src := transform.RecordSource{DB: r.conn.Conn().Config().Database}
 	r.start(tp, cfg.BatchRows)
 	batch, keys, enc := &r.batch, r.keys, r.enc
@@ -559,7 +539,8 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		if len(batch.Writes) == 0 && len(batch.Records) == 0 {
 			return nil
 		}
-		f, err := cfg.Sink.Write(ctx, batch)
+		w, f, err := cfg.Sink.Write(ctx, batch)
+		written.Add(w)
 		if err != nil {
 			return err
 		}
@@ -613,9 +594,10 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		return nil
 	})
 	if err != nil {
-		return n, fails, err
+		return n, written, fails, err
 	}
-	return n, fails, flush()
+	err = flush()
+	return n, written, fails, err
 }
 
 // rowFailure records err for a row; a transform.RowError already names the

@@ -43,17 +43,31 @@ type RowFailure struct {
 // (the rest of the batch is written). An error means nothing can be said about
 // the batch and the run stops. Safe for concurrent use.
 //
+// Write also returns what this call did (items written, records put, entries
+// retried), counted the way the writers count: a batch sent again counts
+// again. The counts are the call's own, so a caller attributes them to the
+// batch's table even while other tables' batches are written at once. After
+// an error they are what was done before it.
+//
 // Write must not keep the batch, or anything it refers to (rows, items,
 // records, their strings), after it returns: the backfill reuses that
 // memory for its next batch. A failure copies what it reports.
 type Sink interface {
-	Write(ctx context.Context, b *Batch) ([]RowFailure, error)
-	Stats() SinkStats
+	Write(ctx context.Context, b *Batch) (SinkStats, []RowFailure, error)
 }
 
-// SinkStats are cumulative counters of a sink.
+// SinkStats counts a sink's work: items written to DynamoDB, records put
+// on Kinesis, and the writers' retries of unprocessed items and failed
+// entries.
 type SinkStats struct {
 	Items, Records, Retries int64
+}
+
+// Add adds o to s.
+func (s *SinkStats) Add(o SinkStats) {
+	s.Items += o.Items
+	s.Records += o.Records
+	s.Retries += o.Retries
 }
 
 // AWSSink writes items to DynamoDB and records to Kinesis, in parallel.
@@ -73,7 +87,7 @@ type AWSSink struct {
 }
 
 // Write implements Sink.
-func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
+func (s *AWSSink) Write(ctx context.Context, b *Batch) (SinkStats, []RowFailure, error) {
 	retry := s.Retry
 	if retry == (load.Backoff{}) {
 		retry = load.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second, MaxAttempts: 30}
@@ -84,6 +98,10 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
 	}
 	name := b.Table.Source.QualifiedName()
 	writes, recs := b.Writes, b.Records
+	var dTally, kTally load.Tally
+	counted := func() SinkStats {
+		return SinkStats{Items: dTally.Done(), Records: kTally.Done(), Retries: dTally.Retries() + kTally.Retries()}
+	}
 	acked := make([]bool, len(recs))
 	var dFails []load.Failure
 	var kFails []load.RecordFailure
@@ -91,14 +109,14 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if err := retry.Sleep(ctx, attempt); err != nil {
-				return nil, fmt.Errorf("write %s batch: %w", name, err)
+				return counted(), nil, fmt.Errorf("write %s batch: %w", name, err)
 			}
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		var dErr, kErr error
 		if !dDone {
 			g.Go(func() error {
-				dFails, dErr = s.Dynamo.Write(gctx, writes)
+				dFails, dErr = s.Dynamo.WriteCounted(gctx, writes, &dTally)
 				return nil
 			})
 		}
@@ -112,7 +130,7 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
 					}
 				}
 				a := make([]bool, len(todo))
-				kFails, kErr = s.Kinesis.PutAcked(gctx, todo, a)
+				kFails, kErr = s.Kinesis.PutAckedCounted(gctx, todo, a, &kTally)
 				for j, ok := range a {
 					if ok {
 						acked[idx[j]] = true
@@ -132,7 +150,7 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
 			err = kErr
 		}
 		if ctx.Err() != nil || !load.IsTransient(dErr) && dErr != nil || !load.IsTransient(kErr) && kErr != nil {
-			return nil, fmt.Errorf("write %s batch: %w", name, err)
+			return counted(), nil, fmt.Errorf("write %s batch: %w", name, err)
 		}
 		log.Warn("write failed; retrying the batch", "table", name, "attempt", attempt+1,
 			"items", len(writes), "records", len(recs), "err", err)
@@ -144,7 +162,7 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) ([]RowFailure, error) {
 	for _, f := range kFails {
 		out = append(out, batchFailure(b, f.Rec.Ref, "Kinesis: "+f.Err.Error()))
 	}
-	return out, nil
+	return counted(), out, nil
 }
 
 // batchFailure names the row of a write or record that failed.
@@ -157,17 +175,10 @@ func batchFailure(b *Batch, ref any, reason string) RowFailure {
 	return f
 }
 
-// Stats implements Sink.
-func (s *AWSSink) Stats() SinkStats {
-	d, k := s.Dynamo.Stats(), s.Kinesis.Stats()
-	return SinkStats{Items: d.Written, Records: k.Put, Retries: d.Retries + k.Retries}
-}
-
 // NullSink discards everything: it measures the source side alone.
 type NullSink struct{}
 
 // Write implements Sink.
-func (NullSink) Write(context.Context, *Batch) ([]RowFailure, error) { return nil, nil }
-
-// Stats implements Sink.
-func (NullSink) Stats() SinkStats { return SinkStats{} }
+func (NullSink) Write(context.Context, *Batch) (SinkStats, []RowFailure, error) {
+	return SinkStats{}, nil, nil
+}

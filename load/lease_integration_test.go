@@ -1,0 +1,162 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/stack"
+)
+
+// TestIntegrationLeases: the lease rules against dynalite's conditional
+// writes: one winner per race, no take-over of a live lease, a lost lease
+// noticed by its former owner, and Keep's context ending when it is lost.
+func TestIntegrationLeases(t *testing.T) {
+	t.Parallel()
+	st := stack.ForTest(t)
+	ctx := testCtx(t)
+	db := st.DynamoClient()
+	name := randomName("ferry_control")
+	dropTable(t, db, name)
+	ctl := NewControlStore(db, name)
+	if err := ctl.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const group = "lease:backfill:test"
+	clock := time.Now()
+	store := func(owner string, d time.Duration, skew time.Duration) *LeaseStore {
+		s, err := NewLeaseStore(ctl, group, owner, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.now = func() time.Time { return time.Now().Add(skew) }
+		return s
+	}
+	a, b := store("a", 10*time.Second, 0), store("b", 10*time.Second, 0)
+	must := func(l Lease, err error) Lease {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	la := must(a.Acquire(ctx, "public.rental:3"))
+	if la.Owner != "a" || la.Counter != 1 || la.Expires.Before(clock.Add(9*time.Second)) {
+		t.Fatalf("acquired %+v", la)
+	}
+	if _, err := b.Acquire(ctx, "public.rental:3"); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("b acquired a held lease: %v", err)
+	}
+	stale := la
+	la = must(a.Renew(ctx, la))
+	if la.Counter != 2 {
+		t.Fatalf("renewed %+v, want counter 2", la)
+	}
+	if _, err := a.Renew(ctx, stale); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("renew with a stale counter: %v, want ErrLeaseLost", err)
+	}
+	seen, found, err := b.Get(ctx, "public.rental:3")
+	if err != nil || !found || seen != la {
+		t.Fatalf("b reads %+v (found %v, %v), want %+v", seen, found, err, la)
+	}
+	if _, err := b.TakeOver(ctx, seen); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("take-over of a live lease: %v, want ErrLeaseHeld", err)
+	}
+
+	// Eight workers race for a new lease, then four for an expired one:
+	// one winner each time.
+	race := func(n int, try func(*LeaseStore) (Lease, error), skew time.Duration) (wins int, winner Lease) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range n {
+			s := store(fmt.Sprint("w", i), 10*time.Second, skew)
+			wg.Go(func() {
+				l, err := try(s)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+					winner = l
+				case !errors.Is(err, ErrLeaseHeld) && !errors.Is(err, ErrLeaseLost):
+					t.Errorf("%s: %v", s.owner, err)
+				}
+			})
+		}
+		wg.Wait()
+		return wins, winner
+	}
+	if wins, _ := race(8, func(s *LeaseStore) (Lease, error) { return s.Acquire(ctx, "public.actor:0") }, 0); wins != 1 {
+		t.Fatalf("%d workers acquired one lease", wins)
+	}
+	// The takers' clocks are 11 s ahead: a's lease (10 s) has expired for them.
+	wins, taker := race(4, func(s *LeaseStore) (Lease, error) { return s.TakeOver(ctx, seen) }, 11*time.Second)
+	if wins != 1 || taker.Counter != 3 || taker.Owner == "a" {
+		t.Fatalf("%d take-overs of one expired lease (last %+v), want 1 with counter 3", wins, taker)
+	}
+	if _, err := a.Renew(ctx, la); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("the former owner renewed: %v, want ErrLeaseLost", err)
+	}
+	w := store(taker.Owner, 10*time.Second, 0)
+	if err := w.Release(ctx, taker); err != nil {
+		t.Fatal(err)
+	}
+	if l := must(a.Acquire(ctx, "public.rental:3")); l.Owner != "a" || l.Counter != 5 {
+		t.Fatalf("acquired a released lease: %+v, want a's with counter 5", l)
+	}
+
+	// List: every lease, not the group's other values.
+	if err := ctl.Put(ctx, group, "plan", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	all, err := a.List(ctx)
+	if err != nil || len(all) != 2 || all["public.rental:3"].Owner != "a" || all["public.actor:0"].Owner == "" {
+		t.Fatalf("List = %+v, %v", all, err)
+	}
+
+	// Keep renews a short lease past its duration; a take-over ends its
+	// context with ErrLeaseLost. (One second: a renewal must answer within
+	// two thirds of it, on a loaded machine too.)
+	k := store("keeper", time.Second, 0)
+	lk := must(k.Acquire(ctx, "public.film:1"))
+	held, stop := k.Keep(ctx, lk)
+	time.Sleep(1200 * time.Millisecond) // longer than the lease: only renewals keep it
+	if held.Err() != nil {
+		t.Fatalf("kept lease lost: %v", context.Cause(held))
+	}
+	now, _, err := b.Get(ctx, "public.film:1")
+	if err != nil || now.Owner != "keeper" || now.Counter < 2 {
+		t.Fatalf("kept lease reads %+v (%v), want renewed by keeper", now, err)
+	}
+	thief := store("thief", time.Second, 2*time.Second)
+	if _, err := thief.TakeOver(ctx, now); err != nil && !errors.Is(err, ErrLeaseLost) {
+		t.Fatal(err)
+	} else if errors.Is(err, ErrLeaseLost) { // renewed in between: read again
+		now, _, _ = b.Get(ctx, "public.film:1")
+		must(thief.TakeOver(ctx, now))
+	}
+	select {
+	case <-held.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("the keeper did not notice the take-over")
+	}
+	if _, err := stop(); !errors.Is(err, ErrLeaseLost) || !errors.Is(context.Cause(held), ErrLeaseLost) {
+		t.Fatalf("stop: %v (cause %v), want ErrLeaseLost", err, context.Cause(held))
+	}
+
+	// Stopped while held, Keep returns the lease as last renewed, to release.
+	lk = must(k.Acquire(ctx, "public.film:2"))
+	_, stop = k.Keep(ctx, lk)
+	time.Sleep(400 * time.Millisecond) // past the first renewal, at a third of the lease
+	last, err := stop()
+	if err != nil || last.Counter < 2 {
+		t.Fatalf("stop: %+v, %v, want the renewed lease", last, err)
+	}
+	if err := k.Release(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+}
