@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -66,8 +67,18 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	// The SDK's standard retries, without the client-side retry quota (under
+	// sustained throttling it stops retrying altogether, and every write of
+	// a batch would fail at its first throttle) and with backoff capped at
+	// 1 s instead of 20 s: an invocation has its timeout to finish in, and a
+	// write still failing after five attempts fails its records, which the
+	// mapping delivers again.
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5; o.RateLimiter = ratelimit.None })
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 5
+			o.MaxBackoff = time.Second
+			o.RateLimiter = ratelimit.None
+		})
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)

@@ -275,7 +275,10 @@ func TestApplyStreamUnderFaults(t *testing.T) {
 func runStreamScenario(t *testing.T, faults bool) {
 	e := newStreamEnv(t)
 	ctx := t.Context()
+	start := time.Now()
+	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	e.run(t, append([]string{"backfill", "--shards", "4", "--progress", "log"}, e.common()...)...)
+	phase("backfilled")
 	var env []string
 	var inv *faultyInvoker
 	dest := &lambdaesm.FileDestination{Path: filepath.Join(e.dir, "on-failure.jsonl")}
@@ -309,6 +312,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 	}, env...)
 	stopSync := e.startSync(t)
 	probe := versionProbe(ctx, e.st.DynamoClient(), e.target)
+	phase("function and sync started")
 
 	wctx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -327,7 +331,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 		case <-ctx.Done():
 		}
 	}
-	pause(6 * time.Second)
+	pause(4 * time.Second)
 	conn, err := pgx.Connect(ctx, e.db)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +347,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 			t.Fatal(err)
 		}
 	}
-	pause(6 * time.Second)
+	pause(4 * time.Second)
 	stopLoad()
 	wg.Wait()
 	close(errs)
@@ -352,12 +356,15 @@ func runStreamScenario(t *testing.T, faults bool) {
 			t.Fatal(err)
 		}
 	}
+	phase("workload stopped")
 	if err := testkit.WaitCaughtUp(ctx, e.db, e.slot, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	phase("sync caught up")
 	if err := m.WaitCaughtUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	phase("function caught up")
 	if regress := probe(); len(regress) > 0 {
 		for _, r := range regress {
 			t.Error(r)
@@ -366,6 +373,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 	stopSync()
 	e.checkApplied(t, "public.film_category")
 	rep := e.verify(t)
+	phase("verified")
 	if !faults {
 		if rep.Verdict != "consistent" {
 			t.Errorf("verify: %s, want consistent: %+v", rep.Verdict, rep.Totals)

@@ -39,6 +39,10 @@ func newProgress(mode string, out io.Writer) pipeline.Progress {
 // table under way with its bar, rows, rate and time left, redrawn in place;
 // a table that finishes leaves the block and stays above it as one line.
 // It is safe for concurrent use.
+//
+// Written here rather than with github.com/schollz/progressbar/v3 (used
+// until tables were copied in parallel): that library draws one bar on one
+// line, and two of its bars on one terminal overwrite each other's line.
 type barProgress struct {
 	out   io.Writer
 	width int // of the terminal: lines are cut to it (a wrapped line breaks the redraw)
