@@ -491,6 +491,10 @@ func (e *streamEnv) checkApplied(t *testing.T, truncated ...string) {
 	if len(pos) != 4 {
 		t.Errorf("applied positions of %d shards, want 4 (every shard had changes and a TRUNCATE): %+v", len(pos), pos)
 	}
+	status := e.run(t, append([]string{"status"}, e.common()...)...)
+	if want := "applier on stream " + e.stream + " (sync --apply stream): 4 shards with applied changes"; !strings.Contains(status, want) {
+		t.Errorf("ferry status does not show the applier (%q):\n%s", want, status)
+	}
 	for _, name := range truncated {
 		f, err := state.Fence(t.Context(), name)
 		if err != nil {

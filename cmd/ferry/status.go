@@ -113,6 +113,17 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, l)
 		}
 	}
+	for _, stream := range c.plan.Streams() {
+		pos, err := load.NewApplyState(ddb, ctl.Table()).ShardPositions(ctx, stream)
+		switch {
+		case err != nil && !isMissingTable(err):
+			return err
+		case err == nil:
+			for _, l := range applierStatusLines(stream, pos, cp.LSN, ok, time.Now()) {
+				fmt.Fprintln(stdout, l)
+			}
+		}
+	}
 	if !*counts {
 		return nil
 	}
@@ -330,4 +341,30 @@ func snapshotETA(r pipeline.SnapshotRequest, p pipeline.SnapshotProgress, estima
 		prec = 1
 	}
 	return fmt.Sprintf("ETA %s (%.*f %s/s, ~%d %s in all)", eta.Round(time.Second), prec, rate, unit, total, unit)
+}
+
+// applierStatusLines describes the Lambda applier's progress on one stream
+// (sync --apply stream): per shard, the newest source position applied, how
+// far that is behind sync's checkpoint (the WAL sync has published), when it
+// was applied and the records' iterator age then. Nothing when no applier
+// has run on the stream.
+func applierStatusLines(stream string, pos []load.ShardPosition, checkpoint extract.LSN, checkpointed bool, now time.Time) []string {
+	if len(pos) == 0 {
+		return nil
+	}
+	slices.SortFunc(pos, func(a, b load.ShardPosition) int { return strings.Compare(a.Shard, b.Shard) })
+	out := []string{fmt.Sprintf("applier on stream %s (sync --apply stream): %d shards with applied changes", stream, len(pos))}
+	for _, p := range pos {
+		at, err := extract.ParseVersion(p.Version)
+		line := fmt.Sprintf("  %s: applied to %s", p.Shard, p.Version)
+		if err == nil {
+			line = fmt.Sprintf("  %s: applied to %s:%d", p.Shard, at.LSN, at.Seq)
+			if checkpointed && checkpoint > at.LSN {
+				line += fmt.Sprintf(" (%s of WAL behind sync's checkpoint)", humanBytes(int64(checkpoint-at.LSN)))
+			}
+		}
+		line += fmt.Sprintf(", %s ago, iterator age then %s", now.Sub(p.At).Round(time.Second), p.IteratorAge.Round(time.Millisecond))
+		out = append(out, line)
+	}
+	return out
 }
