@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/ferry
 MAPPING ?= mappings/pagila.yaml
 
-.PHONY: up down demo test vet fmt build bench clean
+.PHONY: up down demo demo-lambda test vet fmt build bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/ferry
@@ -20,6 +20,12 @@ down:
 # DynamoDB + Kinesis, sync while a DVD-store workload runs, status, verify.
 demo: build up
 	./internal/demo/demo.sh
+
+# The same with the apply on Lambda: sync --apply stream publishes, ferry's
+# applier function (under the Runtime Interface Emulator, fed by an event
+# source mapping emulator) writes DynamoDB; ends with verify --stream.
+demo-lambda: build up
+	./internal/demo/demo-lambda.sh
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard "*.go")); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
