@@ -109,7 +109,7 @@ func Run(ctx context.Context, e *Env, cfg Config) (*Report, error) {
 			Ferry:    RateFigure(a.Stream, "changes/s"),
 			Baseline: "sync --apply direct, same backlog: " + RateFigure(a.Direct, "changes/s"),
 			Ratio:    a.Ratio.Format("%.2f"), Goal: "—",
-			Note:     "on 2 cores and one dynalite, stream mode adds work (Kinesis, decoding, 4 runtimes) without adding capacity; on AWS the applier runs shards × ParallelizationFactor invocations at once",
+			Note: "on 2 cores and one dynalite, stream mode adds work (Kinesis, decoding, 4 runtimes) without adding capacity; on AWS the applier runs shards × ParallelizationFactor invocations at once",
 		})
 	}
 	if cfg.want("latency") {
