@@ -54,8 +54,9 @@ const maxDeadLetter = 350 << 10
 
 // handler is the function's state across invocations of one instance.
 type handler struct {
-	applier *pipeline.StreamApplier
-	log     *slog.Logger
+	applier  *pipeline.StreamApplier
+	log      *slog.Logger
+	function string // AWS_LAMBDA_FUNCTION_NAME, the metrics' dimension
 }
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (*handler, error) {
@@ -115,7 +116,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	log.Info("ferry-lambda ready", "plan", cfg.plan, "tables", len(plan.Tables), "control_table", cfg.control, "workers", cfg.workers)
-	return &handler{applier: a, log: log}, nil
+	return &handler{applier: a, log: log, function: getenv("AWS_LAMBDA_FUNCTION_NAME")}, nil
 }
 
 // handle applies one batch. An error (the control table unreachable) makes
@@ -130,7 +131,13 @@ func (h *handler) handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			PartitionKey: r.Kinesis.PartitionKey, Data: r.Kinesis.Data, Arrived: r.Kinesis.ApproximateArrivalTimestamp.Time,
 		}
 	}
+	start := time.Now()
 	res, err := h.applier.Apply(ctx, recs)
+	if len(recs) > 0 {
+		last := recs[len(recs)-1]
+		_, _ = os.Stdout.Write(emfLine(time.Now(), h.function, last.Stream, last.Shard, len(recs), res, time.Since(start),
+			time.Since(last.Arrived), uint64(res.AppliedPos.LSN)))
+	}
 	if err != nil {
 		h.log.Error("batch not applied", "records", len(recs), "err", err)
 		return events.KinesisEventResponse{}, err

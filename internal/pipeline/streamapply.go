@@ -113,6 +113,9 @@ type BatchResult struct {
 	Missing    int // partial updates whose item is gone (a newer delete or TRUNCATE)
 	Dead       int // changes DynamoDB can never hold (dead letters)
 	Swept      int64
+	// AppliedPos is the newest source position of the records applied
+	// (before the first failed one).
+	AppliedPos extract.Position
 }
 
 type decoded struct {
@@ -194,6 +197,11 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 	}
 	if res.Failed >= 0 {
 		end = min(end, res.Failed)
+	}
+	for _, d := range changes {
+		if d.idx < end && res.AppliedPos.Less(d.ch.Pos) {
+			res.AppliedPos = d.ch.Pos
+		}
 	}
 	a.savePositions(ctx, recs[:end], changes)
 	return res, nil
