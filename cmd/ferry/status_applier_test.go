@@ -11,7 +11,9 @@ import (
 
 func TestApplierStatusLines(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	at := func(lsn uint64, seq uint32) string { return extract.Position{LSN: extract.LSN(lsn), Seq: seq}.Version() }
+	at := func(lsn uint64, seq uint32) string {
+		return extract.Position{LSN: extract.LSN(lsn), Seq: seq}.Version()
+	}
 	pos := []load.ShardPosition{
 		{Shard: "shardId-000000000001", Version: at(0x5000000, 2), At: now.Add(-3 * time.Second), IteratorAge: 1500 * time.Millisecond},
 		{Shard: "shardId-000000000000", Version: at(0x4FFFC00, 7), At: now.Add(-time.Second), IteratorAge: 20 * time.Millisecond},
