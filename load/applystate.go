@@ -181,3 +181,13 @@ func isVersion(v string) bool {
 	}
 	return true
 }
+
+// StateIDs are the control table ids of the appliers' state for streams (the
+// fences of every table, the streams' shard positions), for a teardown.
+func StateIDs(streams []string) []string {
+	ids := []string{fenceID}
+	for _, s := range streams {
+		ids = append(ids, shardIDPrefix+s)
+	}
+	return ids
+}

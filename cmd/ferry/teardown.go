@@ -62,7 +62,13 @@ func cmdTeardown(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ctl := load.NewControlStore(ddb, *control)
-	for _, id := range []string{pipeline.StateID(*slot), pipeline.CheckpointID(*slot), pipeline.SnapshotRecordsID(*slot), pipeline.SchemaRecordsID(*slot)} {
+	ids := []string{pipeline.StateID(*slot), pipeline.CheckpointID(*slot), pipeline.SnapshotRecordsID(*slot), pipeline.SchemaRecordsID(*slot)}
+	// The Lambda applier's state (sync --apply stream): a TRUNCATE's fence
+	// left behind would drop the changes of a later migration that sit below
+	// it (another source's LSNs), and its positions and dead letters belong
+	// to this run.
+	ids = append(append(ids, load.StateIDs(c.plan.Streams())...), pipeline.DeadLetterID)
+	for _, id := range ids {
 		if err := ctl.DeleteAll(ctx, id); err != nil && !isMissingTable(err) {
 			return fmt.Errorf("forget run state: %w", err)
 		}
