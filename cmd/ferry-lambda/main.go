@@ -93,6 +93,10 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		State:   load.NewApplyState(client, cfg.control),
 		Sweep:   pipeline.SweepWith(client, writer),
 		Workers: cfg.workers,
+		// Beyond the SDK's attempts, a few of the applier's own; a write that
+		// still fails fails its records (delivered again by the mapping)
+		// well inside the invocation's timeout.
+		Backoff: load.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, MaxAttempts: 3},
 		DeadLetter: func(ctx context.Context, f pipeline.RowFailure) error {
 			data, err := json.Marshal(f)
 			if err != nil {
