@@ -88,7 +88,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctl := load.NewControlStore(ddb, *control)
 	if dead, err = addApplierDeadLetters(ctx, ctl, dead); err != nil {
-		return err
+		return usageError{fmt.Errorf("the Lambda applier's dead letters: %w", err)} // as the dead-letter file's: nothing was compared
 	}
 	cfg := verify.Config{
 		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
