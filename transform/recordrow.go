@@ -113,6 +113,10 @@ func (c *converter) textOfJSON(raw json.RawMessage) (text string, null bool, err
 	return text, false, err
 }
 
+// arrayQuoter escapes an array element for its double quotes (built once: a
+// Replacer is costly to make and safe for concurrent use).
+var arrayQuoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // arrayText writes the PostgreSQL array literal of a JSON list, every element
 // quoted (parseArrayDelim reads quoted elements of every type).
 func (c *converter) arrayText(b *strings.Builder, raw json.RawMessage, delim byte) error {
@@ -139,7 +143,7 @@ func (c *converter) arrayText(b *strings.Builder, raw json.RawMessage, delim byt
 				return err
 			}
 			b.WriteByte('"')
-			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s))
+			b.WriteString(arrayQuoter.Replace(s))
 			b.WriteByte('"')
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,20 +142,7 @@ func (r *streamRig) titles() string {
 	return strings.Join(out, " ")
 }
 
-func sortedKeys(m map[string]load.Item) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
-	return ks
-}
+func sortedKeys(m map[string]load.Item) []string { return slices.Sorted(maps.Keys(m)) }
 
 func (r *streamRig) apply(recs ...StreamRecord) BatchResult {
 	r.t.Helper()
