@@ -20,9 +20,13 @@ import (
 //   - a position per stream shard: the newest source version an invocation
 //     applied from it ("v", growing), the shard's last sequence number seen
 //     with it ("q"), when ("t", Unix ms) and the records' iterator age then
-//     ("a", ms).
+//     ("a", ms);
+//   - the barriers applied (transform.BarrierRecord): one item per barrier
+//     id, written by the applier that applied it, read and removed by the
+//     verify that published it.
 const (
 	fenceID       = "applier#fence"
+	barrierID     = "applier#barrier"
 	shardIDPrefix = "applier#shard#"
 	attrFence     = "f"
 	attrSwept     = "s"
@@ -134,6 +138,37 @@ func (a *ApplyState) ShardPositions(ctx context.Context, stream string) ([]Shard
 	return out, nil
 }
 
+// MarkBarrier records that the barrier record id was applied (every record
+// before it in its shard's partition key order is).
+func (a *ApplyState) MarkBarrier(ctx context.Context, id string, at time.Time) error {
+	item := a.key(barrierID, id)
+	item[attrAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(at.UnixMilli(), 10)}
+	if _, err := a.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &a.table, Item: item}); err != nil {
+		return fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
+	}
+	return nil
+}
+
+// BarrierApplied reports whether an applier recorded barrier id (strongly
+// consistent read).
+func (a *ApplyState) BarrierApplied(ctx context.Context, id string) (bool, error) {
+	out, err := a.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &a.table, Key: a.key(barrierID, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
+	}
+	return out.Item != nil, nil
+}
+
+// ForgetBarrier removes barrier id's record (the verify that waited for it
+// is done with it; an applier delivered the barrier again writes it again,
+// which a teardown removes).
+func (a *ApplyState) ForgetBarrier(ctx context.Context, id string) error {
+	if _, err := a.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &a.table, Key: a.key(barrierID, id)}); err != nil {
+		return fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
+	}
+	return nil
+}
+
 // raise sets number attribute attr of the item at key to v (and the extra
 // attributes with it) unless it already holds v or more.
 func (a *ApplyState) raise(ctx context.Context, key Item, attr, v string, extra map[string]types.AttributeValue) error {
@@ -183,9 +218,10 @@ func isVersion(v string) bool {
 }
 
 // StateIDs are the control table ids of the appliers' state for streams (the
-// fences of every table, the streams' shard positions), for a teardown.
+// fences of every table, the barriers, the streams' shard positions), for a
+// teardown.
 func StateIDs(streams []string) []string {
-	ids := []string{fenceID}
+	ids := []string{fenceID, barrierID}
 	for _, s := range streams {
 		ids = append(ids, shardIDPrefix+s)
 	}

@@ -261,13 +261,17 @@ type RecordEnvelope struct {
 	TxID          uint32
 	CommitMS      int64
 	Snapshot      bool
+	// MessagePrefix and MessageContent are a message record's (op "m",
+	// e.g. a barrier; see BarrierRecord).
+	MessagePrefix  string
+	MessageContent []byte
 }
 
 // QualifiedName is the source table's schema.name.
 func (r *RecordEnvelope) QualifiedName() string { return r.Schema + "." + r.Table }
 
-// DecodeRecord decodes a record's data (the envelope Record writes, or a
-// schema-change record).
+// DecodeRecord decodes a record's data (the envelope Record writes, a
+// schema-change record, or a message record such as a barrier).
 func DecodeRecord(data []byte) (RecordEnvelope, error) {
 	var env struct {
 		Op     string                     `json:"op"`
@@ -282,6 +286,10 @@ func DecodeRecord(data []byte) (RecordEnvelope, error) {
 			TsMS     int64  `json:"ts_ms"`
 			Snapshot bool   `json:"snapshot"`
 		} `json:"source"`
+		Message struct {
+			Prefix  string `json:"prefix"`
+			Content string `json:"content"`
+		} `json:"message"`
 	}
 	if err := json.Unmarshal(data, &env); err != nil {
 		return RecordEnvelope{}, fmt.Errorf("record: %w", err)
@@ -291,16 +299,23 @@ func DecodeRecord(data []byte) (RecordEnvelope, error) {
 		return RecordEnvelope{}, fmt.Errorf("record: %w", err)
 	}
 	switch env.Op {
-	case "r", "c", "u", "d", "t", OpSchema:
+	case "r", "c", "u", "d", "t", OpSchema, OpMessage:
 	default:
 		return RecordEnvelope{}, fmt.Errorf("record: unknown op %q", env.Op)
 	}
-	return RecordEnvelope{Op: env.Op, Before: env.Before, After: env.After, Schema: env.Source.Schema, Table: env.Source.Table,
-		Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID, CommitMS: env.Source.TsMS, Snapshot: env.Source.Snapshot}, nil
+	out := RecordEnvelope{Op: env.Op, Before: env.Before, After: env.After, Schema: env.Source.Schema, Table: env.Source.Table,
+		Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID, CommitMS: env.Source.TsMS, Snapshot: env.Source.Snapshot}
+	if env.Op == OpMessage {
+		out.MessagePrefix = env.Message.Prefix
+		if out.MessageContent, err = decodeMessage(env.Message.Prefix, env.Message.Content); err != nil {
+			return RecordEnvelope{}, err
+		}
+	}
+	return out, nil
 }
 
 // ChangeOf turns a decoded record of the table back into its change (not
-// for schema-change records).
+// for schema-change or message records).
 func (tp *TablePlan) ChangeOf(env *RecordEnvelope) (*extract.Change, error) {
 	ch := &extract.Change{Table: tp.Source, Op: extract.Op(env.Op[0]), Pos: env.Pos, TxID: env.TxID, Commit: time.UnixMilli(env.CommitMS)}
 	var err error

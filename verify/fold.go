@@ -27,6 +27,10 @@ type Event struct {
 // check skips it).
 const OpSchema = transform.OpSchema
 
+// OpMessage is the op of a message record (no row's event: verify's own
+// barriers, see transform.BarrierRecord).
+const OpMessage = transform.OpMessage
+
 // DecodeEvent decodes a record's data.
 func DecodeEvent(partitionKey string, data []byte) (Event, error) {
 	env, err := transform.DecodeRecord(data)

@@ -21,7 +21,10 @@ import (
 // key is re-checked in rounds. A round reads the row from the source (a fresh
 // statement, its own snapshot), reads the WAL position L after it, waits
 // (bounded) until sync's checkpoint has passed L, so that every change the read
-// saw is applied, reads the item (consistent GetItem), and reads the row again.
+// saw is applied (with `sync --apply stream` the checkpoint says only that
+// Kinesis holds the changes: the round then also waits for a barrier record
+// on the row's partition key, see transform.BarrierRecord, to be applied),
+// reads the item (consistent GetItem), and reads the row again.
 // If the two reads of the row agree, the row held still while the item was
 // read and the item must equal it: equal means it was in flight, different
 // means a real difference. If the reads disagree, the row is still changing and
@@ -54,6 +57,10 @@ type probe struct {
 	item transform.Item
 	hash uint64 // 0: no item at this key
 	err  error
+	// part is the stream partition key of the row's changes (with a
+	// Barrier; partErr when it cannot be told).
+	part    string
+	partErr error
 }
 
 // probeSource reads the finding's row and returns the item it makes at the
@@ -64,17 +71,70 @@ func (v *verifier) probeSource(ctx context.Context, f *finding, h *hasher) probe
 	}
 	tp := f.tc.tp
 	row, found, err := extract.ReadRowByKey(ctx, v.pc, tp.Source, f.pk)
-	if err != nil || !found {
+	if err != nil {
 		return probe{err: err}
+	}
+	var p probe
+	if v.cfg.Barrier != nil && tp.Stream != "" {
+		p.part, p.partErr = partitionKey(tp, f.pk, row, found)
+	}
+	if !found {
+		return p
 	}
 	item, id, err := tp.Item(row, extract.Position{})
 	if err != nil {
 		return probe{err: err}
 	}
 	if f.keyID != "" && id != f.keyID {
-		return probe{}
+		return p
 	}
-	return probe{item: item, hash: h.item(item, transform.AttrVersion) | 1}
+	p.item, p.hash = item, h.item(item, transform.AttrVersion)|1
+	return p
+}
+
+// partitionKey is the stream partition key of the row's changes: the row's
+// own, or, for a row that is gone, the one its delete had (made of the
+// primary key, as the delete's before image is).
+func partitionKey(tp *transform.TablePlan, pk []string, row extract.Row, found bool) (string, error) {
+	if !found {
+		row = make(extract.Row, len(tp.Source.Columns))
+		for i := range row {
+			row[i].Null = true
+		}
+		for i, idx := range tp.Source.PK {
+			row[idx] = extract.Value{Text: pk[i]}
+		}
+	}
+	part, err := tp.PartitionKey(row)
+	if err != nil {
+		return "", fmt.Errorf("the row's stream partition key: %w", err)
+	}
+	return part, nil
+}
+
+// waitAppliers waits, after sync's checkpoint passed lsn, for the stream's
+// appliers to apply the changes of the findings' rows (Config.Barrier).
+// ok is false when they did not in time.
+func (v *verifier) waitAppliers(ctx context.Context, pending []*finding, probes []probe, lsn extract.LSN) (bool, error) {
+	if v.cfg.Barrier == nil {
+		return true, nil
+	}
+	seen := map[BarrierMark]bool{}
+	var marks []BarrierMark
+	for i, f := range pending {
+		if probes[i].part == "" {
+			continue
+		}
+		m := BarrierMark{Stream: f.tc.tp.Stream, PartitionKey: probes[i].part}
+		if !seen[m] {
+			seen[m] = true
+			marks = append(marks, m)
+		}
+	}
+	if len(marks) == 0 {
+		return true, nil
+	}
+	return v.cfg.Barrier(ctx, marks, lsn)
 }
 
 // getItem reads an item with a strongly consistent GetItem (nil when absent).
@@ -161,6 +221,15 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 				}
 				return res, nil
 			}
+			if ok, err = v.waitAppliers(ctx, pending, first, lsn); err != nil {
+				return nil, err
+			} else if !ok {
+				for _, f := range pending {
+					res[f] = &recheckResult{outcome: outUnknown, reason: fmt.Sprintf(
+						"not re-checked: the stream's appliers (sync --apply stream) did not apply the changes before %s within %s", lsn, v.cfg.Wait)}
+				}
+				return res, nil
+			}
 		}
 		if testHookRound != nil {
 			testHookRound(round)
@@ -178,6 +247,8 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 			switch {
 			case first[i].err != nil || second.err != nil:
 				r.outcome, r.reason = outUnknown, "not re-checked: "+errors.Join(first[i].err, second.err).Error()
+			case waitSync && first[i].partErr != nil:
+				r.outcome, r.reason = outUnknown, "not re-checked (sync --apply stream): "+first[i].partErr.Error()
 			case first[i].hash != second.hash:
 				r.outcome = outChanging
 				next = append(next, f)

@@ -223,7 +223,7 @@ func (v *verifier) readStreamShards(ctx context.Context, stream string, fn func(
 		if err != nil {
 			return fmt.Errorf("stream %s shard %s record %s: %w", stream, shard, aws.ToString(rec.SequenceNumber), err)
 		}
-		if ev.Op != OpSchema {
+		if ev.Op != OpSchema && ev.Op != OpMessage {
 			fn(shard, ev)
 		}
 		return nil

@@ -23,6 +23,19 @@ import (
 // checkpointed. It is called from one goroutine at a time.
 type CheckpointFunc func(ctx context.Context) (lsn extract.LSN, ok bool, err error)
 
+// BarrierMark names the partition key of a row's changes on a stream.
+type BarrierMark struct {
+	Stream, PartitionKey string
+}
+
+// BarrierFunc waits until the stream appliers of `sync --apply stream` have
+// applied every change published on the marks' partition keys before the
+// call (sync's checkpoint has passed lsn: Kinesis holds them). ok is false
+// when they did not within its own bound (or when there is nothing to wait
+// for it returns true at once: sync writes DynamoDB itself). It is called
+// from one goroutine at a time.
+type BarrierFunc func(ctx context.Context, marks []BarrierMark, lsn extract.LSN) (ok bool, err error)
+
 // OnlineRepairFunc asks the running sync to re-read the rows with these
 // primary keys (text values, by qualified table name) through its online
 // snapshot, and returns when sync has applied them (an error when it cannot
@@ -52,6 +65,11 @@ type Config struct {
 	// re-checked after its checkpoint passes the rows' read positions.
 	Slot       string
 	Checkpoint CheckpointFunc
+	// Barrier, with a sync whose stream's appliers write DynamoDB (sync
+	// --apply stream), is how a re-check waits for the appliers after sync's
+	// checkpoint (which then says only that Kinesis holds the changes); nil:
+	// the checkpoint is enough.
+	Barrier BarrierFunc
 	// Refilling returns the tables (qualified names) that sync is still
 	// re-reading after a schema change (the online snapshot's request id):
 	// their differences are reported in flight (nil: none).

@@ -15,7 +15,7 @@ const (
 	// LAMBDA_TASK_ROOT.
 	EnvPlan = "FERRY_PLAN"
 	// EnvControlTable is ferry's control table (fences, per-shard positions,
-	// dead letters). Default: ferry_control.
+	// dead letters, verify's barriers). Default: ferry_control.
 	EnvControlTable = "FERRY_CONTROL_TABLE"
 	// EnvWorkers is how many item writes one invocation runs at once.
 	EnvWorkers = "FERRY_WORKERS"

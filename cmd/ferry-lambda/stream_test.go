@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -281,6 +283,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 	phase("backfilled")
 	var env []string
 	var inv *faultyInvoker
+	var gate *gateInvoker
 	dest := &lambdaesm.FileDestination{Path: filepath.Join(e.dir, "on-failure.jsonl")}
 	if faults {
 		proxy, err := faultproxy.Start(e.st.DynamoEndpoint, 7, faultproxy.Rule{Target: "DynamoDB_20120810.", Kind: faultproxy.Throttle, Rate: 0.2})
@@ -305,7 +308,8 @@ func runStreamScenario(t *testing.T, faults bool) {
 		}
 	}, func(rt *lambdaesm.Runtime) lambdaesm.Invoker {
 		if !faults {
-			return rt
+			gate = &gateInvoker{inner: rt}
+			return gate
 		}
 		inv = &faultyInvoker{rt: rt, bootstrap: e.bootstrap, failRate: 0.1, killEvery: 20}
 		return inv
@@ -370,6 +374,10 @@ func runStreamScenario(t *testing.T, faults bool) {
 			t.Error(r)
 		}
 	}
+	if !faults {
+		e.verifyBehindFunction(t, gate)
+		phase("verified while the function lagged")
+	}
 	stopSync()
 	e.checkApplied(t, "public.film_category")
 	rep := e.verify(t)
@@ -389,15 +397,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 	tot := rep.Totals
 	if tot.Missing != 0 || tot.Extra != 0 || tot.Differing != 0 || tot.Unconvertible != 0 || tot.DeadLettered != 1 {
 		t.Errorf("verify totals %+v, want only the poison row, dead-lettered", tot)
-		logs, _ := filepath.Glob(filepath.Join(e.dir, "env-*.log"))
-		for _, l := range logs {
-			data, _ := os.ReadFile(l)
-			for _, line := range strings.Split(string(data), "\n") {
-				if strings.Contains(line, "film_id=20") || strings.Contains(line, "dead") {
-					t.Log(line[:min(len(line), 600)])
-				}
-			}
-		}
+		e.logLines(t, "film_id=20", "dead")
 	}
 	for _, tr := range rep.Tables {
 		for _, f := range tr.Findings {
@@ -430,6 +430,125 @@ func (e *streamEnv) verify(t *testing.T) verify.Report {
 	}
 	t.Logf("verify: %s, totals %+v", rep.Verdict, rep.Totals)
 	return rep
+}
+
+// verifyBehindFunction: verify while sync is caught up and the function is
+// behind it is exact. sync's checkpoint then says only that Kinesis holds the
+// changes; verify re-checks the rows that differ once the function applied
+// them, which it learns from barrier records on the rows' partition keys.
+// The function is held (gate) while a few films and customers change, and
+// let go only once verify has published its barriers: a verify that did not
+// wait for them would read the items before the function wrote them.
+func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker) {
+	t.Helper()
+	ctx := t.Context()
+	gate.hold()
+	defer gate.release()
+	conn, err := pgx.Connect(ctx, e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		"UPDATE film SET rental_rate = rental_rate + 1 WHERE film_id <= 5",
+		"UPDATE customer SET email = 'moved.' || email WHERE customer_id <= 5",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testkit.WaitCaughtUp(ctx, e.db, e.slot, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd := e.ferryCmd(ctx, append([]string{"verify", "--format", "json", "--tables", "film,customer"}, e.common()...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	published := false
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "published barrier records") {
+			published = true
+			gate.release()
+		}
+	}
+	err = cmd.Wait()
+	var rep verify.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("verify: %v, report %v\n%s", err, jerr, log.String())
+	}
+	if err != nil || rep.Verdict != verify.VerdictConsistent || !published {
+		t.Errorf("verify while the function lags: %v, verdict %s, totals %+v, barriers published %v", err, rep.Verdict, rep.Totals, published)
+		for _, tb := range rep.Tables {
+			for _, f := range tb.Findings {
+				t.Errorf("  %s %s (%s): %s", f.Kind, f.Table, f.Key, f.Reason)
+			}
+		}
+		t.Log(log.String())
+	}
+	t.Logf("verify while the function lags: %s, %d rows matching", rep.Verdict, rep.Totals.Matching)
+}
+
+// gateInvoker holds the function's invocations while held.
+type gateInvoker struct {
+	inner lambdaesm.Invoker
+	mu    sync.Mutex
+	held  chan struct{} // nil: not held
+}
+
+func (g *gateInvoker) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held == nil {
+		g.held = make(chan struct{})
+	}
+}
+
+func (g *gateInvoker) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held != nil {
+		close(g.held)
+		g.held = nil
+	}
+}
+
+func (g *gateInvoker) Invoke(ctx context.Context, id string, payload []byte) ([]byte, error) {
+	g.mu.Lock()
+	held := g.held
+	g.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.inner.Invoke(ctx, id, payload)
+}
+
+// logLines logs the function's log lines that contain any of words.
+func (e *streamEnv) logLines(t *testing.T, words ...string) {
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "env-*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, w := range words {
+				if strings.Contains(line, w) {
+					t.Log(line[:min(len(line), 600)])
+					break
+				}
+			}
+		}
+	}
 }
 
 // faultyInvoker invokes the function, then reports a function error for a

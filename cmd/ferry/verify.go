@@ -45,7 +45,7 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	slot := fs.String("slot", "ferry", "sync's replication slot (its checkpoint tells whether sync is running)")
 	control := fs.String("control-table", "ferry_control", "DynamoDB table holding ferry's run state and checkpoints")
 	rechecks := fs.Int("rechecks", 3, "re-checks of a differing row before it is reported as in flight")
-	wait := fs.Duration("wait", 30*time.Second, "bound of each wait for sync's checkpoint")
+	wait := fs.Duration("wait", 30*time.Second, "bound of each wait for sync's checkpoint (and, with sync --apply stream, for the stream's appliers)")
 	segments := fs.Int("segments", 4, "parallel DynamoDB Scan segments")
 	workers := fs.Int("workers", 2, "snapshot connections reading the source")
 	maxFindings := fs.Int("max-findings", 1000, "findings listed per table or stream (counts are always exact)")
@@ -98,6 +98,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return repairOnline(ctx, ctl, *source, *slot, keys, *repairTimeout)
 		},
 		Checkpoint: syncCheckpoint(ctl, *slot),
+		Barrier: streamBarrier(ctl, load.NewApplyState(ddb, *control), load.NewKinesisWriter(kin, load.KinesisConfig{}), *slot,
+			*wait, 200*time.Millisecond),
 		Refilling: func(ctx context.Context) (map[string]string, error) {
 			pending, _, err := pipeline.SnapshotRecords(ctx, ctl, *slot)
 			var rnf *types.ResourceNotFoundException

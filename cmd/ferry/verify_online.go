@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/transform"
+	"github.com/ferry-migrate/ferry/verify"
 )
 
 // repairOnline asks the sync running on slot to re-read the rows with these
@@ -83,6 +89,75 @@ func repairOnline(ctx context.Context, ctl *load.ControlStore, source, slot stri
 		case <-ctx.Done():
 			return fmt.Errorf("sync did not re-read the rows within %s (%d of %d requests left): %w", timeout, left, len(ids), ctx.Err())
 		case <-time.After(poll):
+		}
+	}
+}
+
+// streamBarrier is verify's Barrier (verify.BarrierFunc) for a sync whose
+// stream's appliers write DynamoDB (sync --apply stream; its checkpoint says
+// so): it publishes one barrier record per mark (transform.BarrierRecord) and
+// waits, at most wait, until the appliers have recorded them all; the records
+// of the barriers are removed again. With a sync that writes DynamoDB itself
+// there is nothing to wait for.
+func streamBarrier(ctl *load.ControlStore, state *load.ApplyState, kin *load.KinesisWriter, slot string, wait, poll time.Duration) verify.BarrierFunc {
+	return func(ctx context.Context, marks []verify.BarrierMark, lsn extract.LSN) (bool, error) {
+		cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, slot)
+		var rnf *types.ResourceNotFoundException
+		if errors.As(err, &rnf) {
+			return true, nil // no control table: no sync of either kind
+		}
+		if err != nil || !ok || cp.Apply != pipeline.ApplyStream {
+			return true, err
+		}
+		now := time.Now()
+		run := rand.Text()[:12] // ids of this call's barriers: unique without coordination
+		ids := make([]string, len(marks))
+		recs := make([]load.Record, len(marks))
+		for i, m := range marks {
+			ids[i] = fmt.Sprintf("verify-%s-%d", run, i)
+			recs[i] = load.Record{Stream: m.Stream, PartitionKey: m.PartitionKey, Data: transform.BarrierRecord(ids[i], lsn, now)}
+		}
+		failed, err := kin.Put(ctx, recs)
+		if err == nil && len(failed) > 0 {
+			err = fmt.Errorf("%d of %d refused: %w", len(failed), len(recs), failed[0].Err)
+		}
+		if err != nil {
+			return false, fmt.Errorf("publish barrier records: %w", err)
+		}
+		slog.Info("verify: published barrier records; waiting for the stream's appliers", "barriers", len(ids), "lsn", lsn)
+		defer func() {
+			for _, id := range ids {
+				if err := state.ForgetBarrier(context.WithoutCancel(ctx), id); err != nil {
+					slog.Warn("verify: could not remove a barrier's record", "barrier", id, "err", err)
+				}
+			}
+		}()
+		deadline := now.Add(wait)
+		pending := ids
+		for {
+			var left []string
+			for _, id := range pending {
+				applied, err := state.BarrierApplied(ctx, id)
+				if err != nil {
+					return false, err
+				}
+				if !applied {
+					left = append(left, id)
+				}
+			}
+			if pending = left; len(pending) == 0 {
+				slog.Info("verify: the stream's appliers applied the barriers", "barriers", len(ids), "waited", time.Since(now).Round(time.Millisecond))
+				return true, nil
+			}
+			if time.Now().After(deadline) {
+				slog.Info("verify: the stream's appliers did not apply every barrier in time", "left", len(pending), "of", len(ids), "wait", wait)
+				return false, nil
+			}
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(poll):
+			}
 		}
 	}
 }

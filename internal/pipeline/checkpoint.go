@@ -37,7 +37,15 @@ type Checkpoint struct {
 	// none is): recorded with the rows it counts, so that a restarted sync
 	// resumes the snapshot at the chunk after the last durable one.
 	Snapshot *SnapshotProgress `json:"snapshot,omitempty"`
+	// Apply is "stream" when sync runs with --apply stream: then the
+	// checkpoint says Kinesis holds the changes, and the stream's appliers
+	// write DynamoDB (verify waits for them with barrier records).
+	Apply string `json:"apply,omitempty"`
 }
+
+// ApplyStream is Checkpoint.Apply of a sync whose stream's appliers write
+// DynamoDB.
+const ApplyStream = "stream"
 
 // CheckpointID is the control-table id of a slot's sync checkpoint.
 func CheckpointID(slot string) string { return "sync:" + slot }

@@ -59,11 +59,13 @@ type slotAcker interface {
 
 // controlCheckpoints is the control table's checkpointStore for one slot.
 type controlCheckpoints struct {
-	ctl  *load.ControlStore
-	slot string
+	ctl   *load.ControlStore
+	slot  string
+	apply string // Checkpoint.Apply
 }
 
 func (c controlCheckpoints) Save(ctx context.Context, cp Checkpoint) error {
+	cp.Apply = c.apply
 	return SaveCheckpoint(ctx, c.ctl, c.slot, cp)
 }
 

@@ -51,6 +51,7 @@ type applyState interface {
 	RaiseFence(ctx context.Context, table, version string) error
 	MarkSwept(ctx context.Context, table, version string) error
 	SaveShardPosition(ctx context.Context, p load.ShardPosition) error
+	MarkBarrier(ctx context.Context, id string, at time.Time) error
 }
 
 // StreamApplierConfig configures a StreamApplier.
@@ -113,15 +114,17 @@ type BatchResult struct {
 	Missing    int // partial updates whose item is gone (a newer delete or TRUNCATE)
 	Dead       int // changes DynamoDB can never hold (dead letters)
 	Swept      int64
+	Barriers   int // barrier records recorded (verify's; transform.BarrierRecord)
 	// AppliedPos is the newest source position of the records applied
 	// (before the first failed one).
 	AppliedPos extract.Position
 }
 
 type decoded struct {
-	idx int
-	tp  *transform.TablePlan
-	ch  *extract.Change
+	idx     int
+	tp      *transform.TablePlan
+	ch      *extract.Change
+	barrier string // a barrier record's id (tp and ch nil)
 }
 
 // Apply applies recs (in the order of their shards, as delivered). Only an
@@ -137,7 +140,7 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 	}
 	// Decode up to the first record that cannot be (it is failed and
 	// delivered again from there: nothing after it is applied before it).
-	var changes []decoded
+	var changes, barriers []decoded
 	end := len(recs)
 	for i, r := range recs {
 		d, skip, err := a.decode(r)
@@ -147,8 +150,11 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 			end = i
 			break
 		}
-		if !skip {
-			d.idx = i
+		d.idx = i
+		switch {
+		case d.barrier != "":
+			barriers = append(barriers, d)
+		case !skip:
 			changes = append(changes, d)
 		}
 	}
@@ -198,6 +204,20 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 	if res.Failed >= 0 {
 		end = min(end, res.Failed)
 	}
+	// A barrier is applied once every record before it is: only then is it
+	// recorded (a failed record before it delivers it again).
+	for _, b := range barriers {
+		if b.idx >= end {
+			break
+		}
+		if err := a.cfg.State.MarkBarrier(ctx, b.barrier, a.cfg.Now()); err != nil {
+			a.cfg.Logger.Warn("barrier not recorded; the records from it on are delivered again", "barrier", b.barrier, "err", err)
+			fail(b.idx, err)
+			end = b.idx
+			break
+		}
+		res.Barriers++
+	}
 	for _, d := range changes {
 		if d.idx < end && res.AppliedPos.Less(d.ch.Pos) {
 			res.AppliedPos = d.ch.Pos
@@ -208,13 +228,16 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 }
 
 // decode turns a record into its change; skip is true for a schema-change
-// record (no row's change).
+// record or a message (no row's change); a barrier comes back with its id.
 func (a *StreamApplier) decode(r StreamRecord) (d decoded, skip bool, err error) {
 	env, err := transform.DecodeRecord(r.Data)
 	if err != nil {
 		return d, false, err
 	}
-	if env.Op == transform.OpSchema {
+	if id, ok := env.Barrier(); ok {
+		return decoded{barrier: id}, true, nil
+	}
+	if env.Op == transform.OpSchema || env.Op == transform.OpMessage {
 		return d, true, nil
 	}
 	tp := a.tables[env.QualifiedName()]

@@ -23,11 +23,13 @@ import (
 // fakeState is the control table's applier state in memory. onFence, when
 // set, runs before each Fence read (to raise a fence "concurrently").
 type fakeState struct {
-	mu        sync.Mutex
-	fences    map[string]load.Fence
-	positions map[string]load.ShardPosition
-	reads     int
-	onFence   func(reads int)
+	mu         sync.Mutex
+	fences     map[string]load.Fence
+	positions  map[string]load.ShardPosition
+	reads      int
+	onFence    func(reads int)
+	barriers   []string
+	barrierErr error
 }
 
 func newFakeState() *fakeState {
@@ -75,6 +77,16 @@ func (s *fakeState) SaveShardPosition(_ context.Context, p load.ShardPosition) e
 	if cur, ok := s.positions[p.Shard]; !ok || older(cur.Version, p.Version) {
 		s.positions[p.Shard] = p
 	}
+	return nil
+}
+
+func (s *fakeState) MarkBarrier(_ context.Context, id string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.barrierErr != nil {
+		return s.barrierErr
+	}
+	s.barriers = append(s.barriers, id)
 	return nil
 }
 
@@ -297,5 +309,53 @@ func TestStreamApplyFenceRisesDuringWrites(t *testing.T) {
 	}
 	if got := r.titles(); got != "FILM#2=NEW" {
 		t.Errorf("items %s, want FILM#2=NEW: the write below the risen fence must go", got)
+	}
+}
+
+// barrier is a barrier record on the film stream.
+func (r *streamRig) barrier(id string) StreamRecord {
+	return StreamRecord{Stream: "film-changes", Shard: "shardId-000000000000", Sequence: "9" + id, PartitionKey: "film:1",
+		Data: transform.BarrierRecord(id, 500, time.Unix(3, 0))}
+}
+
+// TestStreamApplyBarriers: a barrier is recorded only once every record
+// before it in the batch is applied (verify then knows the row's earlier
+// changes are in DynamoDB); one behind a failed record is not, and the
+// record is reported from the failure on, so it comes again.
+func TestStreamApplyBarriers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		failKey    string
+		barrierErr error
+		wantFailed int
+		want       []string
+	}{
+		{"every record applied", "", nil, -1, []string{"b1", "b2"}},
+		{"a write before the second barrier fails", "FILM#2", nil, 2, []string{"b1"}},
+		{"a write before the first barrier fails", "FILM#1", nil, 0, nil},
+		{"the barrier cannot be recorded", "", errors.New("control table unreachable"), 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newStreamRig(t)
+			r.state.barrierErr = tc.barrierErr
+			if tc.failKey != "" {
+				r.items.fail[tc.failKey] = fmt.Errorf("item too large: %w", load.ErrInvalidRequest)
+			}
+			res := r.apply(
+				r.rec(extract.OpCreate, at(300, 1), nil, filmRow("1", "A", "d")),
+				r.barrier("b1"),
+				r.rec(extract.OpCreate, at(301, 1), nil, filmRow("2", "B", "d")),
+				r.barrier("b2"),
+			)
+			if res.Failed != tc.wantFailed {
+				t.Errorf("Failed = %d, want %d (%v)", res.Failed, tc.wantFailed, res.FailReason)
+			}
+			if !slices.Equal(r.state.barriers, tc.want) {
+				t.Errorf("barriers recorded %v, want %v", r.state.barriers, tc.want)
+			}
+			if res.Barriers != len(tc.want) {
+				t.Errorf("Barriers = %d, want %d", res.Barriers, len(tc.want))
+			}
+		})
 	}
 }

@@ -252,7 +252,11 @@ func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
 		}
 		cp = Checkpoint{LSN: lsn, Pos: extract.Position{LSN: lsn}}
 	}
-	s.ck = newCheckpointer(controlCheckpoints{cfg.Control, cfg.Slot}, cfg.CheckpointEvery, cp)
+	apply := ""
+	if cfg.ApplyStream {
+		apply = ApplyStream
+	}
+	s.ck = newCheckpointer(controlCheckpoints{cfg.Control, cfg.Slot, apply}, cfg.CheckpointEvery, cp)
 	s.ck.afterSave = func(ctx context.Context) error {
 		if err := s.recordSnapshotDone(ctx); err != nil {
 			return err
