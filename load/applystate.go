@@ -57,13 +57,9 @@ func NewApplyState(client *dynamodb.Client, table string) *ApplyState {
 	return &ApplyState{client: client, table: table}
 }
 
-func (a *ApplyState) key(id, sk string) Item {
-	return Item{controlID: &types.AttributeValueMemberS{Value: id}, controlSK: &types.AttributeValueMemberS{Value: sk}}
-}
-
 // Fence reads table's fence (strongly consistent).
 func (a *ApplyState) Fence(ctx context.Context, table string) (Fence, error) {
-	out, err := a.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &a.table, Key: a.key(fenceID, table), ConsistentRead: aws.Bool(true)})
+	out, err := a.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &a.table, Key: controlKey(fenceID, table), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return Fence{}, fmt.Errorf("control %s: fence of %s: %w", a.table, table, err)
 	}
@@ -73,13 +69,13 @@ func (a *ApplyState) Fence(ctx context.Context, table string) (Fence, error) {
 // RaiseFence records a TRUNCATE of table at version: the fence rises to it
 // unless it is already as high (then nothing changes).
 func (a *ApplyState) RaiseFence(ctx context.Context, table, version string) error {
-	return a.raise(ctx, a.key(fenceID, table), attrFence, version, nil)
+	return a.raise(ctx, controlKey(fenceID, table), attrFence, version, nil)
 }
 
 // MarkSwept records that the sweep of table's items for the TRUNCATE at
 // version finished.
 func (a *ApplyState) MarkSwept(ctx context.Context, table, version string) error {
-	return a.raise(ctx, a.key(fenceID, table), attrSwept, version, nil)
+	return a.raise(ctx, controlKey(fenceID, table), attrSwept, version, nil)
 }
 
 // ShardPosition is one stream shard's applied position.
@@ -100,7 +96,7 @@ func (a *ApplyState) SaveShardPosition(ctx context.Context, p ShardPosition) err
 		attrAt:  &types.AttributeValueMemberN{Value: strconv.FormatInt(p.At.UnixMilli(), 10)},
 		attrAge: &types.AttributeValueMemberN{Value: strconv.FormatInt(p.IteratorAge.Milliseconds(), 10)},
 	}
-	return a.raise(ctx, a.key(shardIDPrefix+p.Stream, p.Shard), attrVersion, p.Version, extra)
+	return a.raise(ctx, controlKey(shardIDPrefix+p.Stream, p.Shard), attrVersion, p.Version, extra)
 }
 
 // ShardPositions lists the recorded positions of stream's shards.

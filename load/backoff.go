@@ -103,23 +103,77 @@ func (b Backoff) Sleep(ctx context.Context, attempt int) error {
 
 // Retry runs fn until it succeeds, fails with an error retryable does not
 // accept (nil accepts [IsTransient] failures), or the backoff gives up or ctx
-// ends: the one retry loop of ferry's writers and apply path. Before each
-// retry it calls onRetry (when set) with the attempt (1-based) and the
-// failure, then waits with b. A failure after the last attempt is returned
-// wrapped together with the reason the retries ended.
+// ends: the common case of [RetryLoop]. Before each retry it calls onRetry
+// (when set) with the attempt (1-based) and the failure, then waits with b.
+// A failure after the last attempt is returned wrapped together with the
+// reason the retries ended; a failure after ctx ended is returned as it is.
 func Retry(ctx context.Context, b Backoff, retryable func(error) bool, onRetry func(attempt int, err error), fn func() error) error {
 	if retryable == nil {
 		retryable = IsTransient
 	}
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+	return RetryLoop{
+		Backoff:   b,
+		Retryable: func(err error) bool { return ctx.Err() == nil && retryable(err) },
+		OnRetry:   onRetry,
+	}.Do(ctx, func(int) error { return fn() })
+}
+
+// RetryLoop is ferry's one retry loop: the writers' partial-batch retries,
+// the pipelines' whole-batch retries and sync's reconnects are all a
+// RetryLoop with their own classification and messages. The zero value
+// retries [IsTransient] failures with the default [Backoff].
+type RetryLoop struct {
+	// Backoff paces the retries and bounds their number.
+	Backoff Backoff
+	// Retryable reports whether a failure is worth another attempt; any
+	// other failure is returned at once. Default [IsTransient]. A loop that
+	// must stop when ctx ends says so here (the wait checks ctx anyway).
+	Retryable func(error) bool
+	// OnRetry, when set, is called before the wait for each retry with the
+	// attempt (1-based) and the failure that caused it.
+	OnRetry func(attempt int, err error)
+	// GiveUp, when set, builds the error returned when the backoff ends the
+	// retries: last is the last failure, reason the backoff's error
+	// (wrapping [ErrRetriesExhausted], or ctx.Err()). Default: both wrapped,
+	// "last (retries: reason)".
+	GiveUp func(last, reason error) error
+	// FreshAfter, when positive, starts the attempt count afresh after a
+	// call of fn that ran longer than FreshAfter before it failed (a
+	// connection that lived a while is not one more failure in a row).
+	FreshAfter time.Duration
+
+	now func() time.Time // the clock of FreshAfter; nil: time.Now (tests set it)
+}
+
+// Do calls fn until it returns nil, a failure Retryable does not accept, or
+// the backoff gives up. fn receives 0 on the first call and the attempt
+// number (as given to OnRetry) on each retry. Do blocks; a RetryLoop is safe
+// for concurrent use when its callbacks are.
+func (l RetryLoop) Do(ctx context.Context, fn func(attempt int) error) error {
+	retryable, now := l.Retryable, l.now
+	if retryable == nil {
+		retryable = IsTransient
+	}
+	if now == nil {
+		now = time.Now
+	}
+	for attempt := 0; ; {
+		started := now()
+		err := fn(attempt)
+		if err == nil || !retryable(err) {
 			return err
 		}
-		if onRetry != nil {
-			onRetry(attempt, err)
+		if l.FreshAfter > 0 && now().Sub(started) > l.FreshAfter {
+			attempt = 0
 		}
-		if serr := b.Sleep(ctx, attempt); serr != nil {
+		attempt++
+		if l.OnRetry != nil {
+			l.OnRetry(attempt, err)
+		}
+		if serr := l.Backoff.Sleep(ctx, attempt); serr != nil {
+			if l.GiveUp != nil {
+				return l.GiveUp(err, serr)
+			}
 			return fmt.Errorf("%w (retries: %w)", err, serr)
 		}
 	}

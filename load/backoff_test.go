@@ -3,6 +3,9 @@ package load
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,5 +121,144 @@ func TestRetry(t *testing.T) {
 	calls := 0
 	if err := Retry(ctx, fast, isTransient, nil, func() error { calls++; return transient }); !errors.Is(err, transient) || calls != 1 {
 		t.Errorf("ended context: err %v after %d calls, want the failure after 1", err, calls)
+	}
+}
+
+func TestRetryLoop(t *testing.T) {
+	partial := errors.New("partial")
+	permanent := errors.New("permanent")
+	fast := Backoff{Base: time.Nanosecond, Max: time.Nanosecond, MaxAttempts: 2}
+	tests := []struct {
+		name string
+		loop RetryLoop
+		// per call: the failure and how long the call runs (fake clock)
+		results      []error
+		took         []time.Duration
+		wantAttempts []int // attempt given to fn, per call
+		wantOnRetry  []int
+		wantErr      []error // all must match with errors.Is
+		wantGiveUp   bool
+	}{
+		{
+			name:         "retryable until success",
+			loop:         RetryLoop{Backoff: fast},
+			results:      []error{partial, partial, nil},
+			wantAttempts: []int{0, 1, 2},
+			wantOnRetry:  []int{1, 2},
+		},
+		{
+			name:         "not retryable",
+			loop:         RetryLoop{Backoff: fast},
+			results:      []error{partial, permanent},
+			wantAttempts: []int{0, 1},
+			wantOnRetry:  []int{1},
+			wantErr:      []error{permanent},
+		},
+		{
+			name:         "budget spent: default give-up wraps both",
+			loop:         RetryLoop{Backoff: fast},
+			results:      []error{partial, partial, partial},
+			wantAttempts: []int{0, 1, 2},
+			wantOnRetry:  []int{1, 2, 3},
+			wantErr:      []error{partial, ErrRetriesExhausted},
+		},
+		{
+			name:         "budget spent: custom give-up",
+			loop:         RetryLoop{Backoff: fast, GiveUp: func(_, reason error) error { return fmt.Errorf("gave up: %w", reason) }},
+			results:      []error{partial, partial, partial},
+			wantAttempts: []int{0, 1, 2},
+			wantOnRetry:  []int{1, 2, 3},
+			wantErr:      []error{ErrRetriesExhausted},
+			wantGiveUp:   true,
+		},
+		{
+			name:         "long call starts afresh",
+			loop:         RetryLoop{Backoff: fast, FreshAfter: time.Minute},
+			results:      []error{partial, partial, partial, partial, nil},
+			took:         []time.Duration{0, 0, 2 * time.Minute, 0, 0},
+			wantAttempts: []int{0, 1, 2, 1, 2},
+			wantOnRetry:  []int{1, 2, 1, 2},
+		},
+		{
+			name:         "exactly FreshAfter is not long",
+			loop:         RetryLoop{Backoff: fast, FreshAfter: time.Minute},
+			results:      []error{partial, partial, partial},
+			took:         []time.Duration{0, time.Minute, time.Minute},
+			wantAttempts: []int{0, 1, 2},
+			wantOnRetry:  []int{1, 2, 3},
+			wantErr:      []error{partial, ErrRetriesExhausted},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var clock time.Time
+			calls := 0
+			var attempts, onRetry []int
+			l := tc.loop
+			l.now = func() time.Time { return clock }
+			l.Retryable = func(err error) bool { return errors.Is(err, partial) }
+			l.OnRetry = func(attempt int, err error) {
+				onRetry = append(onRetry, attempt)
+				if !errors.Is(err, partial) {
+					t.Errorf("OnRetry(%d, %v): want the retryable failure", attempt, err)
+				}
+			}
+			err := l.Do(t.Context(), func(attempt int) error {
+				attempts = append(attempts, attempt)
+				if calls < len(tc.took) {
+					clock = clock.Add(tc.took[calls])
+				}
+				calls++
+				if calls > len(tc.results) {
+					t.Fatalf("call %d: more calls than results", calls)
+				}
+				return tc.results[calls-1]
+			})
+			if !slices.Equal(attempts, tc.wantAttempts) {
+				t.Errorf("fn attempts %v, want %v", attempts, tc.wantAttempts)
+			}
+			if !slices.Equal(onRetry, tc.wantOnRetry) {
+				t.Errorf("OnRetry attempts %v, want %v", onRetry, tc.wantOnRetry)
+			}
+			if len(tc.wantErr) == 0 && err != nil {
+				t.Errorf("err %v, want nil", err)
+			}
+			for _, want := range tc.wantErr {
+				if !errors.Is(err, want) {
+					t.Errorf("err %v, want it to wrap %v", err, want)
+				}
+			}
+			if tc.wantGiveUp && (errors.Is(err, partial) || !strings.HasPrefix(err.Error(), "gave up: ")) {
+				t.Errorf("err %v, want GiveUp's error alone", err)
+			}
+		})
+	}
+}
+
+func TestRetryLoopDefaultsAndContext(t *testing.T) {
+	// Zero Retryable: IsTransient (a cancelled context is not transient).
+	calls := 0
+	err := RetryLoop{Backoff: Backoff{Base: time.Nanosecond, Max: time.Nanosecond}}.Do(t.Context(), func(int) error {
+		calls++
+		if calls == 1 {
+			return fmt.Errorf("wrapped: %w", ErrRetriesExhausted) // transient
+		}
+		return context.Canceled
+	})
+	if !errors.Is(err, context.Canceled) || calls != 2 {
+		t.Errorf("err %v after %d calls, want context.Canceled after 2", err, calls)
+	}
+
+	// A context that ends during the retries ends them through GiveUp.
+	ctx, cancel := context.WithCancel(t.Context())
+	var reason error
+	err = RetryLoop{
+		Backoff:   Backoff{MaxAttempts: -1},
+		Retryable: func(error) bool { return true },
+		OnRetry:   func(int, error) { cancel() },
+		GiveUp:    func(_, r error) error { reason = r; return r },
+	}.Do(ctx, func(int) error { return errors.New("x") })
+	if !errors.Is(err, context.Canceled) || !errors.Is(reason, context.Canceled) {
+		t.Errorf("err %v (reason %v), want context.Canceled", err, reason)
 	}
 }

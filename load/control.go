@@ -49,10 +49,16 @@ func (c *ControlStore) key(id, sk string) (Item, error) {
 	if id == "" || sk == "" {
 		return nil, fmt.Errorf("control %s: %w: empty id or sk (id %q, sk %q)", c.table, ErrInvalidRequest, id, sk)
 	}
+	return controlKey(id, sk), nil
+}
+
+// controlKey is the key of the control table's item (id, sk), shared by
+// [ControlStore] and [ApplyState]. It does not check for empty parts.
+func controlKey(id, sk string) Item {
 	return Item{
 		controlID: &types.AttributeValueMemberS{Value: id},
 		controlSK: &types.AttributeValueMemberS{Value: sk},
-	}, nil
+	}
 }
 
 // Put stores value under (id, sk), replacing any previous value. An empty

@@ -6,8 +6,9 @@
 // The writers own one retry layer only: partial batch failures
 // (UnprocessedItems, failed PutRecords entries) are retried here with a
 // bounded [Backoff]; transport errors and throttling of whole requests are
-// retried by the AWS SDK; a whole batch that still fails is returned to the
-// caller as an error. Writes for one key are never reordered: a later write
+// retried by the AWS SDK ([NewSDKRetryer]); a whole batch that still fails
+// is returned to the caller as an error. Every retry loop above the SDK, here
+// and in the pipelines, is a [RetryLoop] (or [Retry], its common case). Writes for one key are never reordered: a later write
 // for a key is sent only after the earlier one is in. Entries that can never
 // be written are reported per entry ([Failure], [RecordFailure]), never
 // dropped.

@@ -291,25 +291,36 @@ func chunk(reqs []indexed, out [][]indexed) [][]indexed {
 	return out
 }
 
+// errUnprocessed is a batch step's report that requests are left: the one
+// failure the partial-batch retry loops retry.
+var errUnprocessed = errors.New("requests left unprocessed")
+
 // writeBatch writes up to 25 requests with distinct keys, retrying
-// UnprocessedItems until all are in or the budget is spent.
+// UnprocessedItems until all are in or the budget is spent. Only the
+// unprocessed items are retried; an error of the whole call ends it.
 func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed, t *Tally) ([]indexedFailure, error) {
 	id := w.batchSeq.Add(1)
 	pending := batch
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+	var failures []indexedFailure
+	err := RetryLoop{
+		Backoff:   w.cfg.Backoff,
+		Retryable: func(err error) bool { return errors.Is(err, errUnprocessed) },
+		OnRetry: func(attempt int, _ error) {
 			w.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "dynamodb: retrying unprocessed items",
 				slog.String("table", batchTables(pending)), slog.Int64("batch", id),
 				slog.Int("attempt", attempt), slog.Int("items", len(pending)))
-			if err := w.cfg.Backoff.Sleep(ctx, attempt); err != nil {
-				return nil, fmt.Errorf("dynamodb batch %d (table %s): %d unprocessed items: %w",
-					id, batchTables(pending), len(pending), err)
-			}
+		},
+		GiveUp: func(_, reason error) error {
+			return fmt.Errorf("dynamodb batch %d (table %s): %d unprocessed items: %w",
+				id, batchTables(pending), len(pending), reason)
+		},
+	}.Do(ctx, func(attempt int) error {
+		if attempt > 0 {
 			w.retries.Add(1)
 			t.addRetry()
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("dynamodb batch %d: %w", id, err)
+			return fmt.Errorf("dynamodb batch %d: %w", id, err)
 		}
 		w.batches.Add(1)
 		var out *dynamodb.BatchWriteItemOutput
@@ -321,18 +332,21 @@ func (w *DynamoWriter) writeBatch(ctx context.Context, batch []indexed, t *Tally
 		}
 		if err != nil {
 			if isValidation(err) {
-				return w.writeOneByOne(ctx, id, pending, err, t)
+				failures, err = w.writeOneByOne(ctx, id, pending, err, t)
+				return err
 			}
-			return nil, fmt.Errorf("dynamodb batch %d (table %s): BatchWriteItem: %w", id, batchTables(pending), err)
+			return fmt.Errorf("dynamodb batch %d (table %s): BatchWriteItem: %w", id, batchTables(pending), err)
 		}
 		next := unprocessed(pending, out.UnprocessedItems)
 		w.written.Add(int64(len(pending) - len(next)))
 		t.addDone(int64(len(pending) - len(next)))
 		if len(next) == 0 {
-			return nil, nil
+			return nil
 		}
 		pending = next
-	}
+		return errUnprocessed
+	})
+	return failures, err
 }
 
 func requestItems(reqs []indexed) map[string][]types.WriteRequest {

@@ -231,20 +231,26 @@ func (w *KinesisWriter) put(ctx context.Context, recs []Record, acked []bool, t 
 }
 
 // sendBatch puts a batch (distinct partition keys), resending failed entries
-// until all are in or the retry budget is spent.
+// until all are in or the retry budget is spent. Only the failed entries are
+// resent; an error of the whole call ends it.
 func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool, t *Tally) error {
 	id := w.batchSeq.Add(1)
 	pending, pendingIdx := b.recs, b.idx
 	lastCode := ""
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+	return RetryLoop{
+		Backoff:   w.cfg.Backoff,
+		Retryable: func(err error) bool { return errors.Is(err, errUnprocessed) },
+		OnRetry: func(attempt int, _ error) {
 			w.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "kinesis: retrying failed records",
 				slog.String("stream", b.stream), slog.Int64("batch", id), slog.Int("attempt", attempt),
 				slog.Int("records", len(pending)), slog.String("error_code", lastCode))
-			if err := w.cfg.Backoff.Sleep(ctx, attempt); err != nil {
-				return fmt.Errorf("kinesis batch %d (stream %s): %d records not put (last error %s): %w",
-					id, b.stream, len(pending), lastCode, err)
-			}
+		},
+		GiveUp: func(_, reason error) error {
+			return fmt.Errorf("kinesis batch %d (stream %s): %d records not put (last error %s): %w",
+				id, b.stream, len(pending), lastCode, reason)
+		},
+	}.Do(ctx, func(attempt int) error {
+		if attempt > 0 {
 			w.retries.Add(1)
 			t.addRetry()
 		}
@@ -284,5 +290,6 @@ func (w *KinesisWriter) sendBatch(ctx context.Context, b *kbatch, acked []bool, 
 			return nil
 		}
 		pending, pendingIdx = failed, failedIdx
-	}
+		return errUnprocessed
+	})
 }

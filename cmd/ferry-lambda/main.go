@@ -25,8 +25,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -75,11 +73,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// write still failing after five attempts fails its records, which the
 	// mapping delivers again.
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 5
-			o.MaxBackoff = time.Second
-			o.RateLimiter = ratelimit.None
-		})
+		return load.NewSDKRetryer(5, time.Second)
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)

@@ -22,11 +22,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/faultproxy"
 	"github.com/ferry-migrate/ferry/internal/lambdaesm"
 	"github.com/ferry-migrate/ferry/internal/stack"
@@ -209,50 +207,6 @@ func hotKey(ctx context.Context, db string, film int, perSecond int) error {
 	}
 }
 
-// versionProbe polls items (films and customers, which the workload and the
-// hot key edit) and records any item whose _version went backwards.
-func versionProbe(ctx context.Context, client *dynamodb.Client, table string) func() []string {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan []string, 1)
-	var keys []map[string]types.AttributeValue
-	for i := 1; i <= 200; i++ {
-		keys = append(keys,
-			map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "FILM#" + strconv.Itoa(i)}, "sk": &types.AttributeValueMemberS{Value: "FILM"}},
-			map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "CUSTOMER#" + strconv.Itoa(i)}, "sk": &types.AttributeValueMemberS{Value: "PROFILE"}})
-	}
-	go func() {
-		seen := map[string]extract.Position{}
-		var regress []string
-		for ctx.Err() == nil {
-			for start := 0; start < len(keys); start += 100 {
-				out, err := client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
-					table: {Keys: keys[start : start+100], ConsistentRead: aws.Bool(true)}}})
-				if err != nil {
-					continue
-				}
-				for _, it := range out.Responses[table] {
-					id := it["pk"].(*types.AttributeValueMemberS).Value
-					v, err := extract.ParseVersion(it["_version"].(*types.AttributeValueMemberN).Value)
-					if err != nil {
-						regress = append(regress, fmt.Sprintf("%s: bad _version: %v", id, err))
-						continue
-					}
-					if prev, ok := seen[id]; ok && v.Less(prev) {
-						regress = append(regress, fmt.Sprintf("%s went back from version %s to %s", id, prev.Version(), v.Version()))
-					}
-					seen[id] = v
-				}
-			}
-			select { // poll interval: dynalite is shared by the parallel tests
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		done <- regress
-	}()
-	return func() []string { cancel(); return <-done }
-}
-
 // TestApplyStream: `sync --apply stream` with the applier under the emulators
 // (4 shards, ParallelizationFactor 4), the DVD-store workload, a hot key
 // updated 50 times a second and a TRUNCATE: after catch-up, verify of
@@ -315,7 +269,7 @@ func runStreamScenario(t *testing.T, faults bool) {
 		return inv
 	}, env...)
 	stopSync := e.startSync(t)
-	probe := versionProbe(ctx, e.st.DynamoClient(), e.target)
+	probe := testkit.WatchVersions(ctx, e.st.DynamoClient(), e.target, 200)
 	phase("function and sync started")
 
 	wctx, stopLoad := context.WithCancel(ctx)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
+	"github.com/ferry-migrate/ferry/internal/testkit"
 	"github.com/ferry-migrate/ferry/internal/workload"
 	"github.com/ferry-migrate/ferry/load"
 )
@@ -43,7 +44,7 @@ func TestOnlineSnapshotUnderWorkload(t *testing.T) {
 		_, err := workload.Run(wctx, workload.Config{SourceURL: e.db, Rate: 60, Seed: 23})
 		wdone <- err
 	}()
-	watch := startVersionWatch(ctx, t, e)
+	stopWatch := testkit.WatchVersions(ctx, e.st.DynamoClient(), e.target, 300)
 	waitApplied(ctx, t, ctl, e.slot, 100)
 
 	// 1. rental, with the lag probed throughout.
@@ -117,7 +118,7 @@ func TestOnlineSnapshotUnderWorkload(t *testing.T) {
 		t.Errorf("verify --stream exit %d\n%s\n%s", code, out, errOut)
 	}
 	p.stop(t)
-	if regress := watch.stop(); len(regress) > 0 {
+	if regress := stopWatch(); len(regress) > 0 {
 		for _, r := range regress {
 			t.Error(r)
 		}

@@ -3,19 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"log/slog"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/mappings"
 	"github.com/ferry-migrate/ferry/transform"
 )
@@ -108,17 +107,6 @@ func newHTTPClient() *awshttp.BuildableClient {
 	})
 }
 
-// newRetryer is the SDK's standard retryer (10 attempts, jittered backoff; a
-// user's AWS_MAX_ATTEMPTS still applies) without its client-side retry quota.
-// The quota is a circuit breaker for interactive clients: after a few hundred
-// throttled or failed requests it stops retrying at all, so under sustained
-// throttling every write of a batch would fail at its first error, the whole
-// batch would be sent again, and a migration would livelock instead of
-// slowing down (seen in TestSyncUnderFaults). ferry's own backoff above the
-// SDK bounds the load instead.
-func newRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 10
-		o.RateLimiter = ratelimit.None
-	})
-}
+// newRetryer is the CLI's AWS retryer: 10 attempts, the SDK's backoff cap,
+// no client-side retry quota (see load.NewSDKRetryer).
+func newRetryer() aws.Retryer { return load.NewSDKRetryer(10, 0) }

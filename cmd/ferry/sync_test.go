@@ -13,10 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/internal/testkit"
@@ -257,7 +253,7 @@ func TestSyncSurvivesKill9UnderWorkload(t *testing.T) {
 		_, err := workload.Run(wctx, workload.Config{SourceURL: e.db, Rate: 100, Seed: 11})
 		wdone <- err
 	}()
-	watch := startVersionWatch(ctx, t, e)
+	stopWatch := testkit.WatchVersions(ctx, e.st.DynamoClient(), e.target, 300)
 	rng := rand.New(rand.NewPCG(1, 2))
 	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
 	p := e.startSync(t)
@@ -275,68 +271,11 @@ func TestSyncSurvivesKill9UnderWorkload(t *testing.T) {
 	}
 	e.checkSynced(ctx, t)
 	p.stop(t)
-	if regress := watch.stop(); len(regress) > 0 {
+	if regress := stopWatch(); len(regress) > 0 {
 		for _, r := range regress {
 			t.Error(r)
 		}
 	}
-}
-
-// versionWatch polls a fixed set of items (films and customers, which the
-// workload edits) and records any item whose _version went backwards or that
-// came back after it was gone.
-type versionWatch struct {
-	cancel context.CancelFunc
-	done   chan []string
-}
-
-func startVersionWatch(ctx context.Context, t *testing.T, e *backfillEnv) *versionWatch {
-	ctx, cancel := context.WithCancel(ctx)
-	w := &versionWatch{cancel: cancel, done: make(chan []string, 1)}
-	var keys []map[string]types.AttributeValue
-	for i := 1; i <= 300; i++ {
-		keys = append(keys, map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "FILM#" + strconv.Itoa(i)}, "sk": &types.AttributeValueMemberS{Value: "FILM"}})
-		keys = append(keys, map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "CUSTOMER#" + strconv.Itoa(i)}, "sk": &types.AttributeValueMemberS{Value: "PROFILE"}})
-	}
-	client := e.st.DynamoClient()
-	go func() {
-		seen := map[string]extract.Position{}
-		var regress []string
-		for ctx.Err() == nil {
-			for start := 0; start < len(keys); start += 100 {
-				out, err := client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
-					e.target: {Keys: keys[start : start+100], ConsistentRead: aws.Bool(true)}}})
-				if err != nil {
-					continue
-				}
-				for _, it := range out.Responses[e.target] {
-					id := it["pk"].(*types.AttributeValueMemberS).Value
-					v, err := extract.ParseVersion(it["_version"].(*types.AttributeValueMemberN).Value)
-					if err != nil {
-						regress = append(regress, fmt.Sprintf("%s: bad _version: %v", id, err))
-						continue
-					}
-					if prev, ok := seen[id]; ok && v.Less(prev) {
-						regress = append(regress, fmt.Sprintf("%s went back from version %s to %s", id, prev.Version(), v.Version()))
-					}
-					seen[id] = v
-				}
-			}
-			select { // poll interval: dynalite is shared by the parallel tests
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		w.done <- regress
-	}()
-	return w
-}
-
-func (w *versionWatch) stop() []string {
-	w.cancel()
-	return <-w.done
 }
 
 // waitApplied waits (bounded) until the stored checkpoint has counted n more

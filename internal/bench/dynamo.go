@@ -60,6 +60,9 @@ func BareBatchWrite(ctx context.Context, client *dynamodb.Client, table string, 
 	for range workers {
 		g.Go(func() error {
 			for b := range batches {
+				// Hand-written on purpose: this baseline measures raw
+				// BatchWriteItem throughput without ferry's writer and its
+				// load.RetryLoop.
 				for attempt := 0; len(b) > 0; attempt++ {
 					if attempt > 0 {
 						time.Sleep(time.Duration(min(attempt, 10)) * 5 * time.Millisecond)

@@ -285,7 +285,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// backoff is the wait before retry number n (1-based) of a batch.
+// backoff is the wait before retry number n (1-based) of a batch. The
+// emulator keeps its own retry loops rather than load.RetryLoop: they model
+// the AWS event source mapping's policy (deterministic doubling, no jitter,
+// retry counts that drive bisecting and the on-failure destination), not
+// ferry's.
 func (m *Mapping) backoff(n int) time.Duration {
 	d := m.cfg.RetryBackoff
 	for i := 1; i < n && d < m.cfg.MaxRetryBackoff; i++ {

@@ -39,6 +39,9 @@ func WaitCaughtUp(ctx context.Context, db, slot string, limit time.Duration) err
 		if time.Now().After(deadline) {
 			return fmt.Errorf("slot %s confirmed %s, not past %s after %s: is `ferry sync` running?", slot, info.ConfirmedFlushLSN, want, limit)
 		}
+		// A fixed-interval poll of progress against a deadline, not a retry
+		// of a failure, so it stays hand-written rather than a load.RetryLoop:
+		// its end is the deadline, and its error names the slot's position.
 		select { // bounded poll of the server's view of the slot
 		case <-ctx.Done():
 			return ctx.Err()

@@ -106,14 +106,22 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) (SinkStats, []RowFailure,
 	var dFails []load.Failure
 	var kFails []load.RecordFailure
 	dDone, kDone := len(writes) == 0, len(recs) == 0
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := retry.Sleep(ctx, attempt); err != nil {
-				return counted(), nil, fmt.Errorf("write %s batch: %w", name, err)
-			}
-		}
+	var dErr, kErr error
+	err := load.RetryLoop{
+		Backoff: retry,
+		// Retried while ctx lives and each writer's failure (if any) may
+		// pass by itself.
+		Retryable: func(error) bool {
+			return ctx.Err() == nil && (dErr == nil || load.IsTransient(dErr)) && (kErr == nil || load.IsTransient(kErr))
+		},
+		OnRetry: func(attempt int, err error) {
+			log.Warn("write failed; retrying the batch", "table", name, "attempt", attempt,
+				"items", len(writes), "records", len(recs), "err", err)
+		},
+		GiveUp: func(_, reason error) error { return reason },
+	}.Do(ctx, func(int) error {
+		dErr, kErr = nil, nil
 		g, gctx := errgroup.WithContext(ctx)
-		var dErr, kErr error
 		if !dDone {
 			g.Go(func() error {
 				dFails, dErr = s.Dynamo.WriteCounted(gctx, writes, &dTally)
@@ -142,18 +150,13 @@ func (s *AWSSink) Write(ctx context.Context, b *Batch) (SinkStats, []RowFailure,
 		_ = g.Wait()
 		dDone = dDone || dErr == nil
 		kDone = kDone || kErr == nil
-		if dDone && kDone {
-			break
+		if dErr != nil {
+			return dErr
 		}
-		err := dErr
-		if err == nil {
-			err = kErr
-		}
-		if ctx.Err() != nil || !load.IsTransient(dErr) && dErr != nil || !load.IsTransient(kErr) && kErr != nil {
-			return counted(), nil, fmt.Errorf("write %s batch: %w", name, err)
-		}
-		log.Warn("write failed; retrying the batch", "table", name, "attempt", attempt+1,
-			"items", len(writes), "records", len(recs), "err", err)
+		return kErr
+	})
+	if err != nil {
+		return counted(), nil, fmt.Errorf("write %s batch: %w", name, err)
 	}
 	var out []RowFailure
 	for _, f := range dFails {

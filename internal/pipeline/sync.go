@@ -281,32 +281,26 @@ func newSyncer(ctx context.Context, cfg *SyncConfig) (*syncer, error) {
 // skip-by-position and the intent replay make the restart lose nothing and
 // apply nothing twice.
 func (s *syncer) run(ctx context.Context) error {
-	attempt := 0
-	for first := true; ; first = false {
-		started := time.Now()
-		err := s.session(ctx, first)
-		var lost *lostConnError
-		if err == nil || ctx.Err() != nil || !errors.As(err, &lost) {
-			if err != nil && ctx.Err() == nil {
-				return err
-			}
-			s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.ck.cp.LSN)
-			return nil
-		}
-		if time.Since(started) > time.Minute {
-			attempt = 0 // a connection that lived a while starts a fresh backoff
-		}
-		attempt++
-		s.log.Warn("replication connection lost; reconnecting from the checkpoint", "slot", s.cfg.Slot,
-			"attempt", attempt, "checkpoint", s.ck.cp.LSN, "err", lost.err)
-		if err := s.cfg.Reconnect.Sleep(ctx, attempt); err != nil {
-			if ctx.Err() != nil {
-				s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.ck.cp.LSN)
-				return nil
-			}
-			return fmt.Errorf("reconnect to slot %s: %w (last error: %w)", s.cfg.Slot, err, lost.err)
-		}
+	var lost *lostConnError
+	err := load.RetryLoop{
+		Backoff: s.cfg.Reconnect,
+		// Only a lost connection is retried, and not once ctx has ended.
+		Retryable: func(err error) bool { return ctx.Err() == nil && errors.As(err, &lost) },
+		// A connection that lived a while starts a fresh backoff.
+		FreshAfter: time.Minute,
+		OnRetry: func(attempt int, _ error) {
+			s.log.Warn("replication connection lost; reconnecting from the checkpoint", "slot", s.cfg.Slot,
+				"attempt", attempt, "checkpoint", s.ck.cp.LSN, "err", lost.err)
+		},
+		GiveUp: func(_, reason error) error {
+			return fmt.Errorf("reconnect to slot %s: %w (last error: %w)", s.cfg.Slot, reason, lost.err)
+		},
+	}.Do(ctx, func(attempt int) error { return s.session(ctx, attempt == 0) })
+	if err != nil && ctx.Err() == nil {
+		return err
 	}
+	s.log.Info("sync stopped", "slot", s.cfg.Slot, "checkpoint", s.ck.cp.LSN)
+	return nil
 }
 
 // lostConnError marks the loss of a connection to PostgreSQL that a

@@ -70,7 +70,13 @@ func ScanAll(ctx context.Context, client *dynamodb.Client, table string) ([]map[
 	return out, nil
 }
 
-// Event is a decoded Kinesis record of ferry's envelope.
+// Event is a decoded Kinesis record of ferry's envelope, as it is on the
+// wire. It is decoded here rather than with transform.DecodeRecord (the
+// decoder behind verify.DecodeEvent) on purpose: tests inspect the wire form
+// (source.db, the LSN text as written), and ReadStream must also read
+// records that are not ferry envelopes (the fault proxy's test reads back the
+// partition keys of plain JSON records), which DecodeRecord rightly rejects
+// (no LSN, unknown op).
 type Event struct {
 	PartitionKey string
 	Shard        string
