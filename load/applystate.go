@@ -137,7 +137,7 @@ func (a *ApplyState) ShardPositions(ctx context.Context, stream string) ([]Shard
 // MarkBarrier records that the barrier record id was applied (every record
 // before it in its shard's partition key order is).
 func (a *ApplyState) MarkBarrier(ctx context.Context, id string, at time.Time) error {
-	item := a.key(barrierID, id)
+	item := controlKey(barrierID, id)
 	item[attrAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(at.UnixMilli(), 10)}
 	if _, err := a.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: &a.table, Item: item}); err != nil {
 		return fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
@@ -148,7 +148,7 @@ func (a *ApplyState) MarkBarrier(ctx context.Context, id string, at time.Time) e
 // BarrierApplied reports whether an applier recorded barrier id (strongly
 // consistent read).
 func (a *ApplyState) BarrierApplied(ctx context.Context, id string) (bool, error) {
-	out, err := a.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &a.table, Key: a.key(barrierID, id), ConsistentRead: aws.Bool(true)})
+	out, err := a.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: &a.table, Key: controlKey(barrierID, id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return false, fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
 	}
@@ -159,7 +159,7 @@ func (a *ApplyState) BarrierApplied(ctx context.Context, id string) (bool, error
 // is done with it; an applier delivered the barrier again writes it again,
 // which a teardown removes).
 func (a *ApplyState) ForgetBarrier(ctx context.Context, id string) error {
-	if _, err := a.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &a.table, Key: a.key(barrierID, id)}); err != nil {
+	if _, err := a.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &a.table, Key: controlKey(barrierID, id)}); err != nil {
 		return fmt.Errorf("control %s: barrier %s: %w", a.table, id, err)
 	}
 	return nil
