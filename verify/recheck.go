@@ -205,23 +205,27 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 		for i, f := range pending {
 			first[i] = v.probeSource(ctx, f, &h)
 		}
-		if waitSync {
+		if waitSync || v.cfg.Barrier != nil {
 			lsn, err := extract.CurrentWALInsertLSN(ctx, v.pc)
 			if err != nil {
 				return nil, err
 			}
-			cp, ok, err := v.waitCheckpoint(ctx, lsn)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				for _, f := range pending {
-					res[f] = &recheckResult{outcome: outUnknown, reason: fmt.Sprintf(
-						"not re-checked: sync's checkpoint (%s) did not reach %s within %s", cp, lsn, v.cfg.Wait)}
+			if waitSync {
+				cp, ok, err := v.waitCheckpoint(ctx, lsn)
+				if err != nil {
+					return nil, err
 				}
-				return res, nil
+				if !ok {
+					for _, f := range pending {
+						res[f] = &recheckResult{outcome: outUnknown, reason: fmt.Sprintf(
+							"not re-checked: sync's checkpoint (%s) did not reach %s within %s", cp, lsn, v.cfg.Wait)}
+					}
+					return res, nil
+				}
 			}
-			if ok, err = v.waitAppliers(ctx, pending, first, lsn); err != nil {
+			// With the stream's appliers, also once sync stopped: they go
+			// on applying what it published.
+			if ok, err := v.waitAppliers(ctx, pending, first, lsn); err != nil {
 				return nil, err
 			} else if !ok {
 				for _, f := range pending {
@@ -247,7 +251,7 @@ func (v *verifier) recheck(ctx context.Context, fs []*finding, waitSync bool) (m
 			switch {
 			case first[i].err != nil || second.err != nil:
 				r.outcome, r.reason = outUnknown, "not re-checked: "+errors.Join(first[i].err, second.err).Error()
-			case waitSync && first[i].partErr != nil:
+			case first[i].partErr != nil:
 				r.outcome, r.reason = outUnknown, "not re-checked (sync --apply stream): "+first[i].partErr.Error()
 			case first[i].hash != second.hash:
 				r.outcome = outChanging
@@ -288,7 +292,9 @@ func (v *verifier) recheckFindings(ctx context.Context) error {
 				continue
 			}
 			newer := f.hasVer && f.version.LSN >= v.lsnBefore
-			if v.syncRunning || newer {
+			// The stream's appliers may still be applying what a
+			// stopped sync published: re-checked too.
+			if v.syncRunning || newer || v.cfg.Barrier != nil {
 				fs = append(fs, f)
 			}
 		}

@@ -67,8 +67,10 @@ type Config struct {
 	Checkpoint CheckpointFunc
 	// Barrier, with a sync whose stream's appliers write DynamoDB (sync
 	// --apply stream), is how a re-check waits for the appliers after sync's
-	// checkpoint (which then says only that Kinesis holds the changes); nil:
-	// the checkpoint is enough.
+	// checkpoint (which then says only that Kinesis holds the changes), and
+	// also once sync stopped (the appliers go on applying what it
+	// published; every difference is then re-checked); nil: sync writes
+	// DynamoDB itself and its checkpoint is enough.
 	Barrier BarrierFunc
 	// Refilling returns the tables (qualified names) that sync is still
 	// re-reading after a schema change (the online snapshot's request id):

@@ -329,8 +329,10 @@ func runStreamScenario(t *testing.T, faults bool) {
 		}
 	}
 	if !faults {
-		e.verifyBehindFunction(t, gate)
-		phase("verified while the function lagged")
+		e.verifyBehindFunction(t, gate, 1, nil)
+		phase("verified while the function lagged behind a running sync")
+		e.verifyBehindFunction(t, gate, 2, stopSync)
+		phase("verified while the function lagged behind a stopped sync")
 	}
 	stopSync()
 	e.checkApplied(t, "public.film_category")
@@ -387,13 +389,14 @@ func (e *streamEnv) verify(t *testing.T) verify.Report {
 }
 
 // verifyBehindFunction: verify while sync is caught up and the function is
-// behind it is exact. sync's checkpoint then says only that Kinesis holds the
-// changes; verify re-checks the rows that differ once the function applied
-// them, which it learns from barrier records on the rows' partition keys.
-// The function is held (gate) while a few films and customers change, and
-// let go only once verify has published its barriers: a verify that did not
-// wait for them would read the items before the function wrote them.
-func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker) {
+// behind it is exact, sync running or stopped (then by stop). sync's
+// checkpoint says only that Kinesis holds the changes; verify re-checks the
+// rows that differ once the function applied them, which it learns from
+// barrier records on the rows' partition keys. The function is held (gate)
+// while a few films and customers change, and let go only once verify has
+// published its barriers: a verify that did not wait for them would read
+// the items before the function wrote them.
+func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker, n int, stop func()) {
 	t.Helper()
 	ctx := t.Context()
 	gate.hold()
@@ -413,6 +416,9 @@ func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker) {
 	}
 	if err := testkit.WaitCaughtUp(ctx, e.db, e.slot, time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	if stop != nil {
+		stop()
 	}
 	var stdout bytes.Buffer
 	cmd := e.ferryCmd(ctx, append([]string{"verify", "--format", "json", "--tables", "film,customer"}, e.common()...)...)
@@ -440,7 +446,7 @@ func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker) {
 		t.Fatalf("verify: %v, report %v\n%s", err, jerr, log.String())
 	}
 	if err != nil || rep.Verdict != verify.VerdictConsistent || !published {
-		t.Errorf("verify while the function lags: %v, verdict %s, totals %+v, barriers published %v", err, rep.Verdict, rep.Totals, published)
+		t.Errorf("verify %d while the function lags: %v, verdict %s, totals %+v, barriers published %v", n, err, rep.Verdict, rep.Totals, published)
 		for _, tb := range rep.Tables {
 			for _, f := range tb.Findings {
 				t.Errorf("  %s %s (%s): %s", f.Kind, f.Table, f.Key, f.Reason)
@@ -448,7 +454,7 @@ func (e *streamEnv) verifyBehindFunction(t *testing.T, gate *gateInvoker) {
 		}
 		t.Log(log.String())
 	}
-	t.Logf("verify while the function lags: %s, %d rows matching", rep.Verdict, rep.Totals.Matching)
+	t.Logf("verify %d while the function lags: %s, %d rows matching", n, rep.Verdict, rep.Totals.Matching)
 }
 
 // gateInvoker holds the function's invocations while held.

@@ -98,8 +98,6 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 			return repairOnline(ctx, ctl, *source, *slot, keys, *repairTimeout)
 		},
 		Checkpoint: syncCheckpoint(ctl, *slot),
-		Barrier: streamBarrier(ctl, load.NewApplyState(ddb, *control), load.NewKinesisWriter(kin, load.KinesisConfig{}), *slot,
-			*wait, 200*time.Millisecond),
 		Refilling: func(ctx context.Context) (map[string]string, error) {
 			pending, _, err := pipeline.SnapshotRecords(ctx, ctl, *slot)
 			var rnf *types.ResourceNotFoundException
@@ -122,6 +120,10 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		},
 	}
 	if *slot != "" {
+		if cp, ok, err := pipeline.LoadCheckpoint(ctx, ctl, *slot); err == nil && ok && cp.Apply == pipeline.ApplyStream {
+			cfg.Barrier = streamBarrier(ctl, load.NewApplyState(ddb, *control), load.NewKinesisWriter(kin, load.KinesisConfig{}), *slot,
+				*wait, 200*time.Millisecond)
+		}
 		changes, err := pipeline.SchemaChanges(ctx, ctl, *slot)
 		var rnf *types.ResourceNotFoundException
 		if err != nil && !errors.As(err, &rnf) {

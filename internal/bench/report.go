@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ type Row struct {
 	Ratio    string // ferry / limit (or the figure the goal is about)
 	Goal     string
 	Met      bool
-	Note     string
+	Note     string // listed below the table, after the report's notes
 }
 
 // Report is everything a run measured.
@@ -58,13 +59,24 @@ func (r *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", row.Name, row.Ferry, row.Baseline, row.Ratio, row.Goal, mark)
 	}
-	if len(r.Notes) > 0 {
+	if notes := r.allNotes(); len(notes) > 0 {
 		b.WriteString("\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 	}
 	return b.String()
+}
+
+// allNotes are the report's notes, then each row's own (named by its row).
+func (r *Report) allNotes() []string {
+	notes := slices.Clone(r.Notes)
+	for _, row := range r.Rows {
+		if row.Note != "" {
+			notes = append(notes, row.Name+": "+row.Note)
+		}
+	}
+	return notes
 }
 
 // Text renders the report for a terminal.
@@ -97,7 +109,7 @@ func (r *Report) Text(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
-	for _, n := range r.Notes {
+	for _, n := range r.allNotes() {
 		fmt.Fprintf(w, "  * %s\n", n)
 	}
 }
