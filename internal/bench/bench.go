@@ -7,6 +7,7 @@
 //	sync decode → null sink                  vs  pg_recvlogical (test_decoding), same WAL
 //	sync commit → DynamoDB-visible latency at ~500 changes/s (p50, p99)
 //	apply of a backlog: the Lambda applier (--apply stream)  vs  sync --apply direct
+//	backfill shared by 2 and 4 processes (--join)  vs  one process
 //	verify                                   vs  a bare parallel Scan of the same table
 //	peak RSS of backfill at several scales   (flat in the scale)
 //
@@ -35,7 +36,7 @@ type Config struct {
 	Changes      float64
 	Window       time.Duration
 	LowerChanges []float64
-	Only         []string // pairs to run (extract, dynamo, decode, latency, apply, verify, rss); empty = all
+	Only         []string // pairs to run (extract, dynamo, decode, latency, apply, workers, verify, rss); empty = all
 }
 
 func (c Config) want(pair string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, pair) }
@@ -111,6 +112,13 @@ func Run(ctx context.Context, e *Env, cfg Config) (*Report, error) {
 			Ratio:    a.Ratio.Format("%.2f"),
 			Note:     "stream ÷ direct; both are bound by the one dynalite process on 2 cores (conditional single writes), so the ratio says what stream mode costs or gains here, not what AWS gives: there the applier runs shards × ParallelizationFactor invocations at once (BENCHMARKS.md, on paper)",
 		})
+	}
+	if cfg.want("workers") {
+		w, err := e.PairWorkers(ctx, xf, x1, cfg.SlowRuns)
+		if err != nil {
+			return fail("workers", err)
+		}
+		r.Rows = append(r.Rows, w.rows(tag)...)
 	}
 	if cfg.want("latency") {
 		l, err := e.PairLatency(ctx, cfg.Changes, cfg.LowerChanges, cfg.Window, cfg.SlowRuns)

@@ -30,7 +30,7 @@ func main() {
 	changes := flag.Float64("changes", 500, "latency pair: workload rate in changed rows per second")
 	lower := flag.String("lower-changes", "150,300", "latency pair: lower rates measured first, one window each (comma-separated; \"\" = none)")
 	window := flag.Duration("window", 20*time.Second, "latency pair: length of one measuring window")
-	only := flag.String("only", "", "comma-separated pairs to run: extract, dynamo, decode, latency, apply, verify, rss (default: all)")
+	only := flag.String("only", "", "comma-separated pairs to run: extract, dynamo, decode, latency, apply, workers, verify, rss (default: all)")
 	ferry := flag.String("ferry", "bin/ferry", "the ferry binary under test")
 	out := flag.String("out", "BENCHMARKS.md", "file whose generated section receives the results (\"\" = none)")
 	stackDir := flag.String("stack-dir", "", "directory of the bench's own local stack (default <repo>/.local/bench)")
