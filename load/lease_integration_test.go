@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestIntegrationLeases(t *testing.T) {
 		t.Fatalf("renew with a stale counter: %v, want ErrLeaseLost", err)
 	}
 	seen, found, err := b.Get(ctx, "public.rental:3")
-	if err != nil || !found || seen != la {
+	if err != nil || !found || !reflect.DeepEqual(seen, la) {
 		t.Fatalf("b reads %+v (found %v, %v), want %+v", seen, found, err, la)
 	}
 	if _, err := b.TakeOver(ctx, seen); !errors.Is(err, ErrLeaseHeld) {
@@ -158,5 +159,30 @@ func TestIntegrationLeases(t *testing.T) {
 	}
 	if err := k.Release(ctx, last); err != nil {
 		t.Fatal(err)
+	}
+
+	// Finish records the work once: not with a stale counter, not by a
+	// former owner; a finished lease is never acquired again.
+	lf := must(a.Acquire(ctx, "public.film:3"))
+	stale = lf
+	lf = must(a.Renew(ctx, lf))
+	if err := a.Finish(ctx, stale, []byte("x")); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("finish with a stale counter: %v, want ErrLeaseLost", err)
+	}
+	if err := a.Finish(ctx, lf, []byte(`{"rows":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Finish(ctx, lf, []byte("again")); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("second finish: %v, want ErrLeaseLost", err)
+	}
+	if _, err := b.Acquire(ctx, "public.film:3"); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("acquired a finished lease: %v, want ErrLeaseHeld", err)
+	}
+	done, _, err := b.Get(ctx, "public.film:3")
+	if err != nil || !done.Done() || string(done.Value) != `{"rows":3}` || done.Owner != "" {
+		t.Fatalf("finished lease reads %+v (%v)", done, err)
+	}
+	if v, ok, err := ctl.Get(ctx, group, "public.film:3"); err != nil || !ok || string(v) != `{"rows":3}` {
+		t.Fatalf("control value of a finished lease: %q %v %v", v, ok, err)
 	}
 }
