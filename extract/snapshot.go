@@ -102,6 +102,11 @@ type Chunk struct {
 	Hi    []string `json:"hi,omitempty"`
 }
 
+// ErrSnapshotGone is returned by OpenSnapshotConn when the exported snapshot
+// cannot be imported: the session that exported it has ended (or moved on),
+// or it never existed.
+var ErrSnapshotGone = errors.New("exported snapshot is gone")
+
 // SnapshotConn is a connection reading inside an exported snapshot.
 type SnapshotConn struct {
 	conn *pgx.Conn
@@ -121,6 +126,10 @@ func OpenSnapshotConn(ctx context.Context, url, snapshot string) (*SnapshotConn,
 	if snapshot != "" {
 		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
 			conn.Close(ctx)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "22023" { // invalid_parameter_value: "invalid snapshot identifier"
+				return nil, fmt.Errorf("import snapshot %s: %w (%w)", snapshot, ErrSnapshotGone, err)
+			}
 			return nil, fmt.Errorf("import snapshot %s: %w", snapshot, err)
 		}
 	}
