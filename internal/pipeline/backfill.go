@@ -152,8 +152,8 @@ type TableStats struct {
 	// - ChunksElsewhere, each counted by one worker only.
 	ChunksElsewhere int
 	ChunksLost      int
-	Failures      []RowFailure
-	Duration      time.Duration
+	Failures        []RowFailure
+	Duration        time.Duration
 }
 
 // BackfillResult is what a backfill did.

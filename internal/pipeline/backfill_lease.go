@@ -54,11 +54,11 @@ type chunkLeases interface {
 type chunkOutcome int
 
 const (
-	chunkFinished  chunkOutcome = iota // copied and recorded done by this worker
-	chunkDoneElse                      // recorded done by another worker (or an earlier run)
-	chunkBusy                          // another worker holds a live lease: look again later
-	chunkLost                          // the lease was lost while copying: not recorded; look again later
-	chunkUnrecorded                    // copied, but the copy asked not to record it done (rows failed under stop)
+	chunkFinished   chunkOutcome = iota // copied and recorded done by this worker
+	chunkDoneElse                       // recorded done by another worker (or an earlier run)
+	chunkBusy                           // another worker holds a live lease: look again later
+	chunkLost                           // the lease was lost while copying: not recorded; look again later
+	chunkUnrecorded                     // copied, but the copy asked not to record it done (rows failed under stop)
 )
 
 func (o chunkOutcome) String() string {
