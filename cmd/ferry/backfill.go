@@ -30,7 +30,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 			"leased in the control table (the chunks of a worker that dies are taken over).", stdout)
 	cf := addCommonFlags(fs)
 	bf := addBackfillFlags(fs)
-	fs.BoolVar(&bf.join, "join", false, "join the backfill a coordinator (`ferry backfill`, same --slot, --control-table and mapping) runs:\n"+
+	fs.BoolVar(&bf.join, "join", false, "join the backfill a coordinator (ferry backfill with the same --slot, --control-table and mapping) runs:\n"+
 		"import its snapshot and copy its chunks beside it, until every chunk is done")
 	if err := parseFlags(fs, args); err != nil {
 		return err

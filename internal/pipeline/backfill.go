@@ -635,11 +635,13 @@ func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQ
 	var n int64
 	var written SinkStats
 	var fails []RowFailure
-	// copy returns the chunk's done marker, nil to leave it undone.
+	// copy returns the chunk's done marker, nil to leave it undone; it
+	// reads under the run's context and writes under ctx, the lease's.
+	runCtx := ctx
 	copy := func(ctx context.Context) ([]byte, error) {
 		t.begin(cfg.Progress)
 		var err error
-		n, written, fails, err = copyChunk(ctx, cfg, t.tp, r, ch, c.pos, c.snapTime)
+		n, written, fails, err = copyChunk(runCtx, ctx, cfg, t.tp, r, ch, c.pos, c.snapTime)
 		if err != nil {
 			return nil, err
 		}
@@ -667,21 +669,30 @@ func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQ
 		t.chunkDone(cfg.Progress)
 		return nil
 	}
-	out, wait, err := leasedChunk(ctx, c.leases, chunkKey(t.name, ch.Index), c.now, copy)
+	at, err := leasedChunk(ctx, c.leases, chunkKey(t.name, ch.Index), c.now, copy)
+	if err != nil && ctx.Err() == nil && load.IsTransient(err) {
+		// The control table is out of reach for now (the SDK's retries
+		// are spent): the chunk is looked at again later.
+		cfg.Logger.Warn("chunk lease not reachable: trying again later", "table", t.name, "chunk", ch.Index, "err", err)
+		t.add(n, written, nil)
+		q.retry(job, c.leases.Duration()/3)
+		return nil
+	}
 	if err != nil {
 		// The run stops; the rows failed so far are not reported (under
 		// skip they were not dead-lettered): the chunk is copied again.
 		t.add(n, written, nil)
 		return err
 	}
-	switch out {
+	switch at.out {
 	case chunkBusy:
 		// Looked at again when its lease may have run out (at least a
 		// renewal period later: a busy chunk is not polled in a loop).
-		q.retry(job, max(wait, c.leases.Duration()/3))
+		q.retry(job, max(at.wait, c.leases.Duration()/3))
 		return nil
 	case chunkLost:
-		cfg.Logger.Info("chunk lease lost while copying: another worker copies it", "table", t.name, "chunk", ch.Index, "worker", cfg.Worker)
+		cfg.Logger.Info("chunk lease lost while copying: another worker copies it", "table", t.name, "chunk", ch.Index,
+			"worker", cfg.Worker, "reason", at.lost)
 		t.lost(written)
 		c.tally.lost.Add(1)
 		q.retry(job, c.leases.Duration()/3)
@@ -701,7 +712,11 @@ func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQ
 
 // copyChunk reads one chunk and writes it in batches; it returns rows read,
 // what the sink wrote and the rows that failed (after an error: so far).
-func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
+// The sink writes under wctx (the chunk's lease, derived from ctx): when it
+// ends, the chunk's remaining rows are read to the end (the snapshot
+// connection survives only a read that completes: an abandoned COPY closes
+// it) but neither transformed nor written, and wctx's cause is returned.
+func copyChunk(ctx, wctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
 	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, SinkStats, []RowFailure, error) {
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
@@ -718,8 +733,16 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		if len(batch.Writes) == 0 && len(batch.Records) == 0 {
 			return nil
 		}
-		w, f, err := cfg.Sink.Write(ctx, batch)
+		if wctx.Err() != nil && ctx.Err() == nil {
+			r.next() // the lease is lost: nothing more is written
+			return nil
+		}
+		w, f, err := cfg.Sink.Write(wctx, batch)
 		written.Add(w)
+		if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+			r.next() // the lease is lost: the rest of the chunk is skipped
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -734,6 +757,10 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
 	now := time.Now()
 	n, err := r.conn.ReadChunkInto(ctx, tp.Source, ch, &r.mem, func(row extract.Row) error {
+		if wctx.Err() != nil {
+			r.next() // drops the batch and the rows' memory
+			return nil
+		}
 		item, id, err := enc.Item(row, pos)
 		if err != nil {
 			fail(row, err)
@@ -775,8 +802,13 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	if err != nil {
 		return n, written, fails, err
 	}
-	err = flush()
-	return n, written, fails, err
+	if err := flush(); err != nil {
+		return n, written, fails, err
+	}
+	if wctx.Err() != nil {
+		return n, written, fails, context.Cause(wctx)
+	}
+	return n, written, fails, nil
 }
 
 // rowFailure records err for a row; a transform.RowError already names the

@@ -111,30 +111,36 @@ func claimChunk(ctx context.Context, leases chunkLeases, key string, now func() 
 	return l, chunkFinished, 0, nil
 }
 
+// chunkAttempt is what leasedChunk did.
+type chunkAttempt struct {
+	out  chunkOutcome
+	wait time.Duration // chunkBusy: until the holder's lease runs out
+	lost error         // chunkLost: why (load.ErrLeaseLost wrapped)
+}
+
 // leasedChunk copies the chunk of key under its lease: it claims the lease
 // (claimChunk), runs copy under a context that ends when the lease is lost
 // (load.LeaseStore.Keep), and records the chunk done with the value copy
 // returns (load.LeaseStore.Finish) while the lease is unchanged. copy
 // returns a nil value to leave the chunk undone (the lease is released).
 //
-// It returns chunkFinished only when this call recorded the chunk: a chunk
-// is counted by one worker once. A copy that failed because the lease was
-// lost is chunkLost, not an error; wait is how long to leave a busy chunk
-// before looking again. Any other error of copy is returned, after the
+// Its outcome is chunkFinished only when this call recorded the chunk: a
+// chunk is counted by one worker once. A copy that failed because the lease
+// was lost is chunkLost, not an error. Any other error of copy is returned, after the
 // lease was released (best effort) so that another worker can take the
 // chunk at once.
 func leasedChunk(ctx context.Context, leases chunkLeases, key string, now func() time.Time,
-	copy func(ctx context.Context) ([]byte, error)) (out chunkOutcome, wait time.Duration, err error) {
+	copy func(ctx context.Context) ([]byte, error)) (chunkAttempt, error) {
 	l, out, wait, err := claimChunk(ctx, leases, key, now)
 	if err != nil || out != chunkFinished {
-		return out, wait, err
+		return chunkAttempt{out: out, wait: wait}, err
 	}
 	held, stop := leases.Keep(ctx, l)
 	value, cerr := copy(held)
 	last, lost := stop()
 	if lost != nil {
 		// Whatever copy returned, the chunk is no longer this worker's.
-		return chunkLost, 0, nil
+		return chunkAttempt{out: chunkLost, lost: lost}, nil
 	}
 	if cerr != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leases.Duration())
@@ -142,21 +148,21 @@ func leasedChunk(ctx context.Context, leases chunkLeases, key string, now func()
 		if rerr := leases.Release(rctx, last); rerr != nil && !errors.Is(rerr, load.ErrLeaseLost) {
 			cerr = errors.Join(cerr, rerr)
 		}
-		return 0, 0, cerr
+		return chunkAttempt{}, cerr
 	}
 	if value == nil {
 		if err := leases.Release(ctx, last); err != nil && !errors.Is(err, load.ErrLeaseLost) {
-			return 0, 0, err
+			return chunkAttempt{}, err
 		}
-		return chunkUnrecorded, 0, nil
+		return chunkAttempt{out: chunkUnrecorded}, nil
 	}
 	switch err := leases.Finish(ctx, last, value); {
 	case errors.Is(err, load.ErrLeaseLost):
-		return chunkLost, 0, nil
+		return chunkAttempt{out: chunkLost, lost: err}, nil
 	case err != nil:
-		return 0, 0, err
+		return chunkAttempt{}, err
 	}
-	return chunkFinished, 0, nil
+	return chunkAttempt{out: chunkFinished}, nil
 }
 
 // doneValue is the done marker's value of a chunk of rows copied by worker.

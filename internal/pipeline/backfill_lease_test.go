@@ -203,7 +203,7 @@ func TestLeasedChunk(t *testing.T) {
 			}
 			me := tb.worker("me")
 			copied := false
-			out, wait, err := leasedChunk(t.Context(), me, key, tb.clock, func(held context.Context) ([]byte, error) {
+			at, err := leasedChunk(t.Context(), me, key, tb.clock, func(held context.Context) ([]byte, error) {
 				copied = true
 				if tc.during != nil {
 					tc.during(tb, held)
@@ -213,8 +213,12 @@ func TestLeasedChunk(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("error %v, want %v", err, tc.wantErr)
 			}
+			out, wait := at.out, at.wait
 			if out != tc.want {
 				t.Errorf("outcome %s, want %s", out, tc.want)
+			}
+			if (out == chunkLost) != (at.lost != nil) {
+				t.Errorf("outcome %s with reason %v", out, at.lost)
 			}
 			if copied != tc.wantCopy {
 				t.Errorf("copied %v, want %v", copied, tc.wantCopy)
@@ -244,7 +248,7 @@ func TestLeasedChunkRaceRecordsOnce(t *testing.T) {
 			for i := range chunks {
 				key := chunkKey("public.rental", i)
 				for {
-					out, _, err := leasedChunk(t.Context(), me, key, tb.clock, func(context.Context) ([]byte, error) {
+					at, err := leasedChunk(t.Context(), me, key, tb.clock, func(context.Context) ([]byte, error) {
 						if i%7 == w { // this worker stalls: its lease runs out
 							tb.advance(11 * time.Second)
 						}
@@ -254,6 +258,7 @@ func TestLeasedChunkRaceRecordsOnce(t *testing.T) {
 						t.Error(err)
 						return
 					}
+					out := at.out
 					if out == chunkFinished {
 						mu.Lock()
 						recorded[key]++
