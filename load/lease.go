@@ -290,7 +290,11 @@ func leaseOf(key string, item Item) (Lease, error) {
 }
 
 // Keep renews the lease every third of the lease duration until stop is
-// called or ctx ends. The context it returns (derived from ctx) is
+// called or ctx ends. A renewal whose answer was lost (a timeout) but that
+// was applied is recognised (the lease still names this worker, with a
+// higher counter) and adopted; the lease's owner must therefore be unique
+// to one Keep at a time, as a worker name is among processes and a lease
+// among one worker's goroutines. The context it returns (derived from ctx) is
 // cancelled when the lease is lost: a renewal failed with ErrLeaseLost (the
 // lease was taken over), or none succeeded before the lease expired (the
 // control table was out of reach: another worker may take it over now).
@@ -321,6 +325,14 @@ func (s *LeaseStore) Keep(ctx context.Context, l Lease) (held context.Context, s
 			// A renewal may take until the lease expires, no longer.
 			rctx, rcancel := context.WithDeadline(held, current.Expires)
 			next, err := s.Renew(rctx, current)
+			if errors.Is(err, ErrLeaseLost) {
+				// A renewal that timed out may have been applied all the
+				// same: the counter moved, but the lease is still this
+				// worker's (no other writes its owner), so it is adopted.
+				if seen, found, gerr := s.Get(rctx, current.Key); gerr == nil && found && seen.Owner == s.owner && seen.Counter > current.Counter {
+					next, err = seen, nil
+				}
+			}
 			rcancel()
 			switch {
 			case err == nil:

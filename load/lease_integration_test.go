@@ -149,6 +149,29 @@ func TestIntegrationLeases(t *testing.T) {
 		t.Fatalf("stop: %v (cause %v), want ErrLeaseLost", err, context.Cause(held))
 	}
 
+	// A renewal applied without Keep knowing (its answer timed out) is
+	// adopted, not taken for a lost lease.
+	lk = must(k.Acquire(ctx, "public.film:4"))
+	held, stop = k.Keep(ctx, lk)
+	behind := must(k.Renew(ctx, lk)) // the "timed out" renewal
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		// Wait (bounded) until Keep renewed past it, or gave the lease up.
+		now, _, err := b.Get(ctx, "public.film:4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Counter > behind.Counter || held.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of a bounded wait
+	}
+	if held.Err() != nil {
+		t.Fatalf("a renewal Keep did not see made it give the lease up: %v", context.Cause(held))
+	}
+	if last, err := stop(); err != nil || last.Counter <= behind.Counter {
+		t.Fatalf("stop: %+v, %v, want the lease past counter %d", last, err, behind.Counter)
+	}
+
 	// Stopped while held, Keep returns the lease as last renewed, to release.
 	lk = must(k.Acquire(ctx, "public.film:2"))
 	_, stop = k.Keep(ctx, lk)
