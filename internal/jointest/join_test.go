@@ -287,7 +287,8 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 	}
 	phase("joined workers done")
 	for _, name := range []string{"w2", "w3"} {
-		t.Logf("%s: %s", name, lastLines(e.output(workers[name]), 3))
+		out := e.output(workers[name])
+		t.Logf("%s: %s\n%d leases lost while copying", name, lastLines(out, 3), strings.Count(out, "chunk lease lost while copying"))
 	}
 	stopWorkload()
 	if err := <-wdone; err != nil && err != context.Canceled {

@@ -177,6 +177,11 @@ type BackfillResult struct {
 // primary-key chunks over several connections, and records each finished chunk
 // so that a run that was killed continues where it stopped. See DESIGN.md for
 // why a resumed run reads at a fresh temporary slot's snapshot.
+//
+// With a control table it is the coordinator of a copy that other processes
+// may join (cfg.Join, backfill_join.go): it publishes its snapshot, keeps
+// it open until every chunk is done by whichever worker, and takes chunks
+// through the same leases as they do (backfill_lease.go).
 func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) {
 	cfg.defaults()
 	start := time.Now()
