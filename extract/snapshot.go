@@ -127,7 +127,12 @@ func OpenSnapshotConn(ctx context.Context, url, snapshot string) (*SnapshotConn,
 		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
 			conn.Close(ctx)
 			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "22023" { // invalid_parameter_value: "invalid snapshot identifier"
+			// 42704 undefined_object: "snapshot … does not exist" (its
+			// session ended); 55000 object_not_in_prerequisite_state:
+			// "could not import the requested snapshot" (its transaction
+			// ended); 22023 invalid_parameter_value: "invalid snapshot
+			// identifier".
+			if errors.As(err, &pgErr) && (pgErr.Code == "42704" || pgErr.Code == "55000" || pgErr.Code == "22023") {
 				return nil, fmt.Errorf("import snapshot %s: %w (%w)", snapshot, ErrSnapshotGone, err)
 			}
 			return nil, fmt.Errorf("import snapshot %s: %w", snapshot, err)
