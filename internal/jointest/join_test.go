@@ -164,7 +164,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool, a
 		select { // poll interval of a bounded wait on the control table
 		case <-t.Context().Done():
 			t.Fatal(t.Context().Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
@@ -238,7 +238,7 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 		return a
 	}
 	backfill := func(name string, extra ...string) []string {
-		return append(append([]string{"backfill"}, e.common()...), append([]string{"--chunk-rows", "1500", "--lease", "2s",
+		return append(append([]string{"backfill"}, e.common()...), append([]string{"--chunk-rows", "1500", "--lease", "3s",
 			"--progress", "log", "--worker-name", name}, extra...)...)
 	}
 
