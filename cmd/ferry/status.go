@@ -26,7 +26,8 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("status --source URL --mapping FILE [--slot NAME] [--publication NAME]",
 		"Prints the replication slot (active, confirmed LSN, retained WAL), the publication (its table\n"+
 			"count and the mapped tables missing from it, whose changes sync never gets), the backfill\n"+
-			"state, the stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
+			"state (its chunks; its workers with their chunks, rows and rates; the chunks being copied and\n"+
+			"their leases), the stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
 			"(a parallel Scan with Select=COUNT: it reads the whole table).", stdout)
 	cf := addCommonFlags(fs)
 	counts := fs.Bool("counts", true, "count source rows and DynamoDB items per table")
