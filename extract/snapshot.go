@@ -102,6 +102,11 @@ type Chunk struct {
 	Hi    []string `json:"hi,omitempty"`
 }
 
+// ErrSnapshotGone is returned by OpenSnapshotConn when the exported snapshot
+// cannot be imported: the session that exported it has ended (or moved on),
+// or it never existed.
+var ErrSnapshotGone = errors.New("exported snapshot is gone")
+
 // SnapshotConn is a connection reading inside an exported snapshot.
 type SnapshotConn struct {
 	conn *pgx.Conn
@@ -121,6 +126,15 @@ func OpenSnapshotConn(ctx context.Context, url, snapshot string) (*SnapshotConn,
 	if snapshot != "" {
 		if _, err := conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
 			conn.Close(ctx)
+			var pgErr *pgconn.PgError
+			// 42704 undefined_object: "snapshot … does not exist" (its
+			// session ended); 55000 object_not_in_prerequisite_state:
+			// "could not import the requested snapshot" (its transaction
+			// ended); 22023 invalid_parameter_value: "invalid snapshot
+			// identifier".
+			if errors.As(err, &pgErr) && (pgErr.Code == "42704" || pgErr.Code == "55000" || pgErr.Code == "22023") {
+				return nil, fmt.Errorf("import snapshot %s: %w (%w)", snapshot, ErrSnapshotGone, err)
+			}
 			return nil, fmt.Errorf("import snapshot %s: %w", snapshot, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +24,8 @@ import (
 //	Renew     my lease, counter unchanged since I last wrote it: counter+1, expiry pushed
 //	Release   my lease, counter unchanged: owner removed, counter+1
 //	TakeOver  an expired lease, counter unchanged since I read it: owner = me, counter+1
+//	Finish    my lease, counter unchanged: value stored, owner removed, counter+1;
+//	          a finished lease is never acquired again (its work is done)
 //
 // A worker whose Renew fails with ErrLeaseLost has lost the lease (it was
 // taken over after it expired) and must stop working on it. Expiry is the
@@ -32,8 +35,11 @@ import (
 // third of the duration and up to two thirds of it is tolerated).
 //
 // Lease items live in the control table under one id per group (id, the
-// lease key as sk); they hold no value, so ControlStore.List sees them as
-// empty values and ControlStore.DeleteAll removes them with the group.
+// lease key as sk); they hold no value until finished, so ControlStore.List
+// sees a lease as an empty value, a finished one as the value Finish stored
+// (the work's result, written at the moment the lease is given up, so that
+// work is recorded done at most once), and ControlStore.DeleteAll removes
+// them with the group.
 
 // ErrLeaseLost is returned when a lease changed since the caller last saw
 // it: another worker renewed, released or took it over.
@@ -55,7 +61,12 @@ type Lease struct {
 	Owner   string    // "" when free
 	Counter int64     // incremented by every write; conditions compare it
 	Expires time.Time // when the owner's hold ends unless renewed (zero when free)
+	// Value is what Finish stored: the work is done (nil while it is not).
+	Value []byte
 }
+
+// Done reports whether the lease was finished: its work is done.
+func (l Lease) Done() bool { return l.Value != nil }
 
 // Expired reports whether the lease is held and its expiry is past at now.
 func (l Lease) Expired(now time.Time) bool {
@@ -93,10 +104,11 @@ func (s *LeaseStore) Duration() time.Duration { return s.duration }
 
 // Acquire takes the lease of key if it is free (or does not exist yet: it
 // is created). It returns ErrLeaseHeld when another worker holds it, even
-// expired: an expired lease is taken with TakeOver, after reading it, so
-// that the take-over is conditional on what was read.
+// expired (an expired lease is taken with TakeOver, after reading it, so
+// that the take-over is conditional on what was read), and when it was
+// finished (Get tells which).
 func (s *LeaseStore) Acquire(ctx context.Context, key string) (Lease, error) {
-	l, err := s.write(ctx, key, "attribute_not_exists(#owner)", Item{}, true)
+	l, err := s.write(ctx, key, "attribute_not_exists(#owner) AND attribute_not_exists(#v)", Item{}, true)
 	if errors.Is(err, ErrLeaseLost) {
 		return Lease{}, fmt.Errorf("acquire lease %s/%s: %w", s.id, key, ErrLeaseHeld)
 	}
@@ -119,6 +131,24 @@ func (s *LeaseStore) Release(ctx context.Context, l Lease) error {
 		return fmt.Errorf("release lease %s/%s: %w: held by %q, not %q", s.id, l.Key, ErrLeaseLost, l.Owner, s.owner)
 	}
 	_, err := s.write(ctx, l.Key, "#owner = :me AND #counter = :seen", s.seen(l), false)
+	return err
+}
+
+// Finish records the caller's lease done with value (not empty) and gives
+// it up, in one conditional write: it fails with ErrLeaseLost, storing
+// nothing, when the lease is no longer the caller's as it last saw it (the
+// work was taken over; the new owner records it). So of all the workers
+// that held a lease, exactly one records its work done.
+func (s *LeaseStore) Finish(ctx context.Context, l Lease, value []byte) error {
+	if l.Owner != s.owner {
+		return fmt.Errorf("finish lease %s/%s: %w: held by %q, not %q", s.id, l.Key, ErrLeaseLost, l.Owner, s.owner)
+	}
+	if len(value) == 0 {
+		return fmt.Errorf("finish lease %s/%s: %w: empty value", s.id, l.Key, ErrInvalidRequest)
+	}
+	values := s.seen(l)
+	values[":v"] = &types.AttributeValueMemberB{Value: value}
+	_, err := s.write(ctx, l.Key, "#owner = :me AND #counter = :seen", values, false)
 	return err
 }
 
@@ -147,6 +177,9 @@ func (s *LeaseStore) write(ctx context.Context, key, cond string, values Item, h
 		return Lease{}, err
 	}
 	names := map[string]string{"#owner": leaseOwner, "#counter": leaseCounter, "#expires": leaseExpires}
+	if strings.Contains(cond, "#v") || values[":v"] != nil {
+		names["#v"] = controlValue
+	}
 	// Every name and value is used by the update or the condition (DynamoDB
 	// rejects unused ones): :me is the new owner, or (release) the one the
 	// condition expects.
@@ -158,6 +191,9 @@ func (s *LeaseStore) write(ctx context.Context, key, cond string, values Item, h
 		update += " SET #owner = :me, #expires = :exp"
 	} else {
 		update += " REMOVE #owner, #expires"
+	}
+	if values[":v"] != nil {
+		update = strings.Replace(update, "ADD #counter :one", "ADD #counter :one SET #v = :v", 1)
 	}
 	out, err := s.ctl.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.ctl.table,
@@ -247,11 +283,18 @@ func leaseOf(key string, item Item) (Lease, error) {
 	if ms > 0 {
 		l.Expires = time.UnixMilli(ms)
 	}
+	if v, ok := item[controlValue].(*types.AttributeValueMemberB); ok {
+		l.Value = v.Value
+	}
 	return l, nil
 }
 
 // Keep renews the lease every third of the lease duration until stop is
-// called or ctx ends. The context it returns (derived from ctx) is
+// called or ctx ends. A renewal whose answer was lost (a timeout) but that
+// was applied is recognised (the lease still names this worker, with a
+// higher counter) and adopted; the lease's owner must therefore be unique
+// to one Keep at a time, as a worker name is among processes and a lease
+// among one worker's goroutines. The context it returns (derived from ctx) is
 // cancelled when the lease is lost: a renewal failed with ErrLeaseLost (the
 // lease was taken over), or none succeeded before the lease expired (the
 // control table was out of reach: another worker may take it over now).
@@ -282,6 +325,14 @@ func (s *LeaseStore) Keep(ctx context.Context, l Lease) (held context.Context, s
 			// A renewal may take until the lease expires, no longer.
 			rctx, rcancel := context.WithDeadline(held, current.Expires)
 			next, err := s.Renew(rctx, current)
+			if errors.Is(err, ErrLeaseLost) {
+				// A renewal that timed out may have been applied all the
+				// same: the counter moved, but the lease is still this
+				// worker's (no other writes its owner), so it is adopted.
+				if seen, found, gerr := s.Get(rctx, current.Key); gerr == nil && found && seen.Owner == s.owner && seen.Counter > current.Counter {
+					next, err = seen, nil
+				}
+			}
 			rcancel()
 			switch {
 			case err == nil:

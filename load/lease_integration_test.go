@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestIntegrationLeases(t *testing.T) {
 		t.Fatalf("renew with a stale counter: %v, want ErrLeaseLost", err)
 	}
 	seen, found, err := b.Get(ctx, "public.rental:3")
-	if err != nil || !found || seen != la {
+	if err != nil || !found || !reflect.DeepEqual(seen, la) {
 		t.Fatalf("b reads %+v (found %v, %v), want %+v", seen, found, err, la)
 	}
 	if _, err := b.TakeOver(ctx, seen); !errors.Is(err, ErrLeaseHeld) {
@@ -148,6 +149,29 @@ func TestIntegrationLeases(t *testing.T) {
 		t.Fatalf("stop: %v (cause %v), want ErrLeaseLost", err, context.Cause(held))
 	}
 
+	// A renewal applied without Keep knowing (its answer timed out) is
+	// adopted, not taken for a lost lease.
+	lk = must(k.Acquire(ctx, "public.film:4"))
+	held, stop = k.Keep(ctx, lk)
+	behind := must(k.Renew(ctx, lk)) // the "timed out" renewal
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		// Wait (bounded) until Keep renewed past it, or gave the lease up.
+		now, _, err := b.Get(ctx, "public.film:4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Counter > behind.Counter || held.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of a bounded wait
+	}
+	if held.Err() != nil {
+		t.Fatalf("a renewal Keep did not see made it give the lease up: %v", context.Cause(held))
+	}
+	if last, err := stop(); err != nil || last.Counter <= behind.Counter {
+		t.Fatalf("stop: %+v, %v, want the lease past counter %d", last, err, behind.Counter)
+	}
+
 	// Stopped while held, Keep returns the lease as last renewed, to release.
 	lk = must(k.Acquire(ctx, "public.film:2"))
 	_, stop = k.Keep(ctx, lk)
@@ -158,5 +182,30 @@ func TestIntegrationLeases(t *testing.T) {
 	}
 	if err := k.Release(ctx, last); err != nil {
 		t.Fatal(err)
+	}
+
+	// Finish records the work once: not with a stale counter, not by a
+	// former owner; a finished lease is never acquired again.
+	lf := must(a.Acquire(ctx, "public.film:3"))
+	stale = lf
+	lf = must(a.Renew(ctx, lf))
+	if err := a.Finish(ctx, stale, []byte("x")); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("finish with a stale counter: %v, want ErrLeaseLost", err)
+	}
+	if err := a.Finish(ctx, lf, []byte(`{"rows":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Finish(ctx, lf, []byte("again")); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("second finish: %v, want ErrLeaseLost", err)
+	}
+	if _, err := b.Acquire(ctx, "public.film:3"); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("acquired a finished lease: %v, want ErrLeaseHeld", err)
+	}
+	done, _, err := b.Get(ctx, "public.film:3")
+	if err != nil || !done.Done() || string(done.Value) != `{"rows":3}` || done.Owner != "" {
+		t.Fatalf("finished lease reads %+v (%v)", done, err)
+	}
+	if v, ok, err := ctl.Get(ctx, group, "public.film:3"); err != nil || !ok || string(v) != `{"rows":3}` {
+		t.Fatalf("control value of a finished lease: %q %v %v", v, ok, err)
 	}
 }

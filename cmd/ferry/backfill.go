@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,13 +20,18 @@ import (
 )
 
 func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("backfill --source URL --mapping FILE [--tables t1,t2] [--workers N]",
+	fs := newFlagSet("backfill --source URL --mapping FILE [--tables t1,t2] [--workers N] [--join]",
 		"Copies every mapped table into DynamoDB (one item per row) and publishes one \"r\" event per\n"+
 			"row on Kinesis, reading inside the snapshot exported with the replication slot, so that\n"+
 			"`ferry sync` continues exactly from the slot's consistent point. Killed and run again, it\n"+
-			"continues where it stopped without redoing finished chunks.", stdout)
+			"continues where it stopped without redoing finished chunks.\n"+
+			"With --join, on any machine, it is a worker of the backfill that a `ferry backfill` with the\n"+
+			"same --slot and --control-table coordinates: it imports that snapshot and takes chunks,\n"+
+			"leased in the control table (the chunks of a worker that dies are taken over).", stdout)
 	cf := addCommonFlags(fs)
 	bf := addBackfillFlags(fs)
+	fs.BoolVar(&bf.join, "join", false, "join the backfill a coordinator (ferry backfill with the same --slot, --control-table and mapping) runs:\n"+
+		"import its snapshot and copy its chunks beside it, until every chunk is done")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,8 +84,15 @@ func runBackfill(ctx context.Context, cfg pipeline.BackfillConfig, progress stri
 		mon.WatchDeadLetter(cfg.DeadLetter)
 	}
 	res, err := pipeline.Backfill(ctx, cfg)
+	if errors.Is(err, pipeline.ErrBackfillComplete) {
+		fmt.Fprintf(stdout, "Backfill of slot %s is complete: nothing to join.\n", cfg.Slot)
+		return nil
+	}
 	if res != nil {
 		printSummary(stdout, res)
+		if cfg.Control != nil && !cfg.Join && err == nil {
+			printWorkerTally(ctx, stdout, cfg)
+		}
 	}
 	if err != nil {
 		// A sync streams from the slot (plain backfill or --restart): refused
@@ -134,20 +148,22 @@ func printSummary(w io.Writer, res *pipeline.BackfillResult) {
 	if res.Skipped > 0 {
 		failed = "dead-lettered"
 	}
-	fmt.Fprintf(tw, "table\trows read\titems written\trecords put\tretries\tchunks (skipped)\t%s\tduration\t\n", failed)
+	fmt.Fprintf(tw, "table\trows read\titems written\trecords put\tretries\tchunks (skipped)\t%s\tduration\tchunks by others\tlost\t\n", failed)
 	var tot pipeline.TableStats
 	for _, t := range res.Tables {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%s\t\n", t.Table, t.Rows, t.Items, t.Records, t.Retries,
-			t.Chunks, t.ChunksSkipped, len(t.Failures), t.Duration.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%s\t%d\t%d\t\n", t.Table, t.Rows, t.Items, t.Records, t.Retries,
+			t.Chunks, t.ChunksSkipped, len(t.Failures), t.Duration.Round(time.Millisecond), t.ChunksElsewhere, t.ChunksLost)
 		tot.Rows += t.Rows
 		tot.Items += t.Items
 		tot.Records += t.Records
 		tot.Retries += t.Retries
 		tot.Chunks += t.Chunks
 		tot.ChunksSkipped += t.ChunksSkipped
+		tot.ChunksElsewhere += t.ChunksElsewhere
+		tot.ChunksLost += t.ChunksLost
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%s\t\n", tot.Rows, tot.Items, tot.Records, tot.Retries,
-		tot.Chunks, tot.ChunksSkipped, len(res.Failures), res.Duration.Round(time.Millisecond))
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%s\t%d\t%d\t\n", tot.Rows, tot.Items, tot.Records, tot.Retries,
+		tot.Chunks, tot.ChunksSkipped, len(res.Failures), res.Duration.Round(time.Millisecond), tot.ChunksElsewhere, tot.ChunksLost)
 	tw.Flush()
 	if res.Duration > 0 {
 		fmt.Fprintf(w, "%.0f rows/s\n", float64(tot.Rows)/res.Duration.Seconds())
@@ -174,4 +190,23 @@ func deadLetterPath(res *pipeline.BackfillResult) string {
 		return pipeline.DefaultDeadLetter
 	}
 	return res.DeadLetter
+}
+
+// printWorkerTally prints, after a coordinator's copy, which worker
+// recorded how many chunks done: each chunk is recorded by one worker once
+// (its lease's last holder), so the counts add up to the chunks.
+func printWorkerTally(ctx context.Context, w io.Writer, cfg pipeline.BackfillConfig) {
+	a, err := pipeline.Activity(ctx, cfg.Control, cfg.Slot)
+	if err != nil {
+		cfg.Logger.Warn("chunks by worker not read", "err", err)
+		return
+	}
+	fmt.Fprintf(w, "\nChunks recorded done: %d of %d (%d rows), each by one worker:\n", a.ChunksDone, a.ChunksPlanned, a.RowsDone)
+	for _, name := range slices.Sorted(maps.Keys(a.DoneBy)) {
+		label := name
+		if label == "" {
+			label = "(a run before leases)"
+		}
+		fmt.Fprintf(w, "  %s: %d chunks\n", label, a.DoneBy[name])
+	}
 }

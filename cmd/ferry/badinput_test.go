@@ -260,11 +260,12 @@ func sourceKeyOfItem(plan *transform.Plan, it map[string]types.AttributeValue) (
 }
 
 // summaryTotal returns the fields of the backfill summary's total line:
-// total, rows read, items, records, retries, chunks, (skipped), failed, duration.
+// total, rows read, items, records, retries, chunks, (skipped), failed, duration,
+// chunks by other workers, chunks lost.
 func summaryTotal(t *testing.T, out string) []string {
 	t.Helper()
 	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 9 && f[0] == "total" {
+		if f := strings.Fields(line); len(f) == 11 && f[0] == "total" {
 			return f
 		}
 	}

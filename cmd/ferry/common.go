@@ -49,6 +49,9 @@ type backfillFlags struct {
 	onError, deadLetter     string
 	retention               time.Duration
 	metricsAddr             string
+	lease                   time.Duration
+	worker                  string
+	join                    bool // ferry backfill --join (not a flag of sync)
 }
 
 func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
@@ -68,6 +71,9 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 		"stop (backfill lists it and leaves its chunk pending, exit 1; sync stops naming table and key) or\n"+
 		"skip (write it to the dead-letter file, count it, go on)")
 	fs.StringVar(&b.deadLetter, "dead-letter", pipeline.DefaultDeadLetter, "JSON-lines file that skipped rows are appended to (--on-error=skip)")
+	fs.DurationVar(&b.lease, "lease", pipeline.DefaultLease, "how long a chunk's lease in the control table lasts without renewal (renewed every third of it):\n"+
+		"the chunks of a worker that died are taken over by the others that long after its last renewal")
+	fs.StringVar(&b.worker, "worker-name", "", "this process's name in chunk leases and `ferry status`, unique among the workers (default host:pid:random)")
 	return b
 }
 
@@ -83,6 +89,12 @@ func (b *backfillFlags) validate() error {
 	}
 	if b.deadLetter == "" {
 		return usagef("--dead-letter must name a file")
+	}
+	if b.lease < 300*time.Millisecond {
+		return usagef("--lease must be at least 300ms (renewals every third of it), not %s", b.lease)
+	}
+	if b.join && (b.sink != "aws" || b.restart) {
+		return usagef("--join works with --sink aws and without --restart: a joining worker takes chunks of the coordinator's run, leased in the control table")
 	}
 	if r := b.retention; r < load.MinRetention || r > load.MaxRetention || r%time.Hour != 0 {
 		return usagef("--retention must be whole hours from 24h to 8760h (365 days), not %s", r)
@@ -103,6 +115,7 @@ func (b *backfillFlags) config(c *commonFlags, full, plan *transform.Plan) pipel
 	cfg := pipeline.BackfillConfig{
 		SourceURL: c.source, Plan: plan, Slot: c.slot, Publication: c.publication,
 		Workers: b.workers, ChunkRows: b.chunk, Restart: b.restart,
+		Join: b.join, Lease: b.lease, Worker: b.worker,
 	}
 	cfg.OnError, cfg.DeadLetter = b.policy()
 	for _, tp := range full.Tables {

@@ -181,7 +181,8 @@ func TestResumedBackfillUnderWritesKeepsStreamOrder(t *testing.T) {
 	ctx := t.Context()
 	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
 	stopWorkload := startWorkload(ctx, t, e, 60, 43)
-	args := e.args("--chunk-rows", "300", "--workers", "2")
+	// A short lease: the run again takes over the chunks the killed one held.
+	args := e.args("--chunk-rows", "300", "--workers", "2", "--lease", "2s")
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,7 +26,8 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlagSet("status --source URL --mapping FILE [--slot NAME] [--publication NAME]",
 		"Prints the replication slot (active, confirmed LSN, retained WAL), the publication (its table\n"+
 			"count and the mapped tables missing from it, whose changes sync never gets), the backfill\n"+
-			"state, the stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
+			"state (its chunks; its workers with their chunks, rows and rates; the chunks being copied and\n"+
+			"their leases), the stored sync checkpoint, and per table the source row count beside the DynamoDB item count\n"+
 			"(a parallel Scan with Select=COUNT: it reads the whole table).", stdout)
 	cf := addCommonFlags(fs)
 	counts := fs.Bool("counts", true, "count source rows and DynamoDB items per table")
@@ -76,6 +78,13 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	case ok:
 		fmt.Fprintf(stdout, "backfill: snapshot at %s, complete=%v\n", lsn, complete)
+		a, err := pipeline.Activity(ctx, ctl, cf.slot)
+		if err != nil {
+			return err
+		}
+		for _, line := range backfillActivityLines(a, time.Now()) {
+			fmt.Fprintln(stdout, "  "+line)
+		}
 	default:
 		fmt.Fprintln(stdout, "backfill: none recorded")
 	}
@@ -367,4 +376,39 @@ func applierStatusLines(stream string, pos []load.ShardPosition, checkpoint extr
 		out = append(out, line)
 	}
 	return out
+}
+
+// backfillActivityLines shows a backfill's chunks, its workers (from their
+// heartbeats: chunks and rows recorded done, rate, leases lost) and the
+// chunks being copied now (their leases).
+func backfillActivityLines(a *pipeline.BackfillActivity, now time.Time) []string {
+	lines := []string{fmt.Sprintf("chunks: %d of %d done (%d rows), %d being copied", a.ChunksDone, a.ChunksPlanned, a.RowsDone, len(a.Held))}
+	held := map[string][]string{}
+	for _, l := range a.Held {
+		state := "expires in " + l.Expires.Sub(now).Round(100*time.Millisecond).String()
+		if l.Expired(now) {
+			state = "expired " + now.Sub(l.Expires).Round(100*time.Millisecond).String() + " ago: to be taken over"
+		}
+		held[l.Owner] = append(held[l.Owner], strings.TrimPrefix(l.Key, "done:")+" ("+state+")")
+	}
+	for _, w := range a.Workers {
+		state := "running"
+		switch {
+		case w.Ended:
+			state = "ended"
+		case w.Stale(now):
+			state = "silent for " + now.Sub(w.Updated).Round(time.Second).String() + " (dead or cut off?)"
+		}
+		line := fmt.Sprintf("worker %s (%s, %d connections, run %s): %s, %d chunks, %d rows, %.0f rows/s, %d leases lost",
+			w.Worker, w.Role, w.Workers, w.RunID, state, w.Chunks, w.Rows, w.Rate, w.Lost)
+		if h := held[w.Worker]; len(h) > 0 {
+			line += "; copying " + strings.Join(h, ", ")
+			delete(held, w.Worker)
+		}
+		lines = append(lines, line)
+	}
+	for _, owner := range slices.Sorted(maps.Keys(held)) {
+		lines = append(lines, fmt.Sprintf("worker %s (no heartbeat): copying %s", owner, strings.Join(held[owner], ", ")))
+	}
+	return lines
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -62,6 +64,21 @@ type BackfillConfig struct {
 	Progress   Progress
 	Logger     *slog.Logger
 
+	// Join makes this process a worker of the backfill that a coordinator
+	// (a Backfill of the same Slot and Control without Join, on any
+	// machine) runs: it imports the coordinator's exported snapshot and
+	// copies chunks beside it, leased through Control (backfill_lease.go).
+	// It copies the coordinator's tables (they must be in Plan) and
+	// returns ErrBackfillComplete when the backfill has completed.
+	Join bool
+	// Lease is how long a chunk's lease lasts without renewal (default
+	// 10 s; renewed every third of it): the chunks of a worker that died
+	// are taken over that long after its last renewal.
+	Lease time.Duration
+	// Worker names this process in leases and heartbeats; unique among
+	// the workers (default host:pid:random).
+	Worker string
+
 	// publishLater: a resumed run writes DynamoDB only; its rows reach
 	// Kinesis through sync's online snapshot (see handOffStream).
 	publishLater bool
@@ -100,6 +117,24 @@ func (c *BackfillConfig) defaults() {
 	if c.OnError == OnErrorSkip && c.DeadLetter == nil {
 		c.DeadLetter = NewDeadLetter("")
 	}
+	if c.Lease <= 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Worker == "" {
+		c.Worker = defaultWorkerName()
+	}
+}
+
+// DefaultLease is BackfillConfig.Lease's default.
+const DefaultLease = 10 * time.Second
+
+// defaultWorkerName is host:pid:random, unique among a backfill's workers.
+func defaultWorkerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "host"
+	}
+	return fmt.Sprintf("%s:%d:%04x", host, os.Getpid(), rand.IntN(1<<16))
 }
 
 // TableStats summarises one table's copy.
@@ -111,8 +146,14 @@ type TableStats struct {
 	Retries       int64
 	Chunks        int
 	ChunksSkipped int // already done by an earlier run
-	Failures      []RowFailure
-	Duration      time.Duration
+	// ChunksElsewhere were recorded done by another worker during this
+	// run; ChunksLost were being copied here when their lease was lost
+	// (another worker recorded them). Copied here: Chunks - ChunksSkipped
+	// - ChunksElsewhere, each counted by one worker only.
+	ChunksElsewhere int
+	ChunksLost      int
+	Failures        []RowFailure
+	Duration        time.Duration
 }
 
 // BackfillResult is what a backfill did.
@@ -136,6 +177,11 @@ type BackfillResult struct {
 // primary-key chunks over several connections, and records each finished chunk
 // so that a run that was killed continues where it stopped. See DESIGN.md for
 // why a resumed run reads at a fresh temporary slot's snapshot.
+//
+// With a control table it is the coordinator of a copy that other processes
+// may join (cfg.Join, backfill_join.go): it publishes its snapshot, keeps
+// it open until every chunk is done by whichever worker, and takes chunks
+// through the same leases as they do (backfill_lease.go).
 func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) {
 	cfg.defaults()
 	start := time.Now()
@@ -145,6 +191,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		res.DeadLetter = cfg.DeadLetter.Path
 	}
 
+	if cfg.Join {
+		return joinBackfill(ctx, cfg, res, start)
+	}
 	var state *stateStore
 	var plans map[string]*chunkPlan
 	var done map[string]map[int]int64
@@ -153,16 +202,76 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		return nil, err
 	}
 	defer snap.Close(context.Background())
-	log.Info("snapshot exported", "slot", cfg.Slot, "slot_lsn", res.SlotLSN, "read_lsn", res.ReadLSN, "resumed", res.Resumed)
+	log.Info("snapshot exported", "slot", cfg.Slot, "snapshot", snap.Name, "slot_lsn", res.SlotLSN, "read_lsn", res.ReadLSN, "resumed", res.Resumed)
+	runID := ""
 	if cfg.Control != nil {
 		// The partitions as the copy sees them: sync compares later sets
 		// with these (a resumed copy keeps the first run's).
 		if err := recordPartitions(ctx, cfg.SourceURL, cfg.Control, cfg.Slot, cfg.Plan, !res.Resumed); err != nil {
 			return nil, err
 		}
+		// Joining workers import the snapshot (kept open by snap until the
+		// copy ends) and follow the plans recorded below.
+		runID = NewSnapshotID(time.Now()) + "/" + cfg.Worker
+		live := &liveRun{RunID: runID, Snapshot: snap.Name, SlotLSN: res.SlotLSN.String(), ReadLSN: res.ReadLSN.String(),
+			PublishLater: cfg.publishLater, Tables: cfg.Plan.Names(), Coordinator: cfg.Worker, Started: time.Now().UTC()}
+		if err := state.saveLive(ctx, live); err != nil {
+			return nil, err
+		}
 	}
+	err = copyAll(ctx, &cfg, res, state, snap.Name, runID, func(ctx context.Context, conn *extract.SnapshotConn, tables []*tableCopy, q *chunkQueue) error {
+		return planTables(ctx, &cfg, conn, tables, plans, done, state, q)
+	})
+	return finishBackfill(ctx, &cfg, res, state, start, err)
+}
 
-	conns := make([]*extract.SnapshotConn, cfg.Workers)
+// joinBackfill is Backfill with Join: a worker beside a coordinator.
+func joinBackfill(ctx context.Context, cfg BackfillConfig, res *BackfillResult, start time.Time) (*BackfillResult, error) {
+	if cfg.Control == nil {
+		return nil, fmt.Errorf("--join: %w: a control table is required (leases and the coordinator's snapshot live there)", load.ErrInvalidRequest)
+	}
+	state := newStateStore(cfg.Control, cfg.Slot)
+	var first *extract.SnapshotConn
+	defer func() {
+		if first != nil {
+			first.Close(context.Background())
+		}
+	}()
+	// The first connection imports the snapshot while waiting for it; the
+	// others import it once it is known to be alive. The snapshot stays
+	// valid for them after its coordinator ends.
+	live, err := joinSnapshot(ctx, &cfg, state, res, func(ctx context.Context, snapshot string) error {
+		c, err := extract.OpenSnapshotConn(ctx, cfg.SourceURL, snapshot)
+		if err == nil {
+			first = c
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("joined the backfill", "slot", cfg.Slot, "run", live.RunID, "coordinator", live.Coordinator,
+		"snapshot", live.Snapshot, "read_lsn", res.ReadLSN, "worker", cfg.Worker)
+	cfg.Workers-- // first is one of them
+	err = copyAll(ctx, &cfg, res, state, live.Snapshot, live.RunID, func(ctx context.Context, _ *extract.SnapshotConn, tables []*tableCopy, q *chunkQueue) error {
+		return followPlans(ctx, &cfg, tables, state, q)
+	}, first)
+	first = nil // closed by copyAll
+	if err != nil {
+		return res, err
+	}
+	res.Duration = time.Since(start)
+	return res, ctx.Err()
+}
+
+// copyAll copies the plan's chunks inside the exported snapshot over
+// cfg.Workers connections (and the extra ones given, already inside it),
+// the tables queued by plan (which gets a connection of its own in the
+// snapshot when it is the coordinator's, nil otherwise). With a control
+// table, chunks are leased and the process writes its heartbeat.
+func copyAll(ctx context.Context, cfg *BackfillConfig, res *BackfillResult, state *stateStore, snapshot, runID string,
+	plan func(context.Context, *extract.SnapshotConn, []*tableCopy, *chunkQueue) error, extra ...*extract.SnapshotConn) error {
+	conns := append(make([]*extract.SnapshotConn, cfg.Workers), extra...)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -181,10 +290,13 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	// Connections open at once: one after the other they took ~20 ms each,
 	// a tenth of a small table's whole copy.
 	opening, octx := errgroup.WithContext(ctx)
-	for i := range len(conns) + 1 {
+	for i := range cfg.Workers + 1 {
+		if i == cfg.Workers && cfg.Join {
+			break
+		}
 		opening.Go(func() error {
-			c, err := extract.OpenSnapshotConn(octx, cfg.SourceURL, snap.Name)
-			if i < len(conns) {
+			c, err := extract.OpenSnapshotConn(octx, cfg.SourceURL, snapshot)
+			if i < cfg.Workers {
 				conns[i] = c
 			} else {
 				planConn = c
@@ -193,10 +305,27 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		})
 	}
 	if err := opening.Wait(); err != nil {
-		return nil, err
+		return err
 	}
-	snapTime := time.Now()
-	readPos := extract.Position{LSN: res.ReadLSN}
+	cp := &copier{cfg: cfg, state: state, pos: extract.Position{LSN: res.ReadLSN}, snapTime: time.Now(), now: time.Now}
+	if state != nil {
+		leases, err := load.NewLeaseStore(cfg.Control, state.id, cfg.Worker, cfg.Lease)
+		if err != nil {
+			return err
+		}
+		cp.leases = leases
+		role := "coordinator"
+		if cfg.Join {
+			role = "joined"
+		}
+		hctx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+		beat := make(chan struct{})
+		go func() {
+			defer close(beat)
+			heartbeat(hctx, cfg, state, WorkerStatus{Worker: cfg.Worker, Role: role, RunID: runID, Workers: len(conns)}, &cp.tally, cfg.Lease/3)
+		}()
+		defer func() { stopBeat(); <-beat }()
+	}
 
 	tables := make([]*tableCopy, len(cfg.Plan.Tables))
 	for i, tp := range cfg.Plan.Tables {
@@ -206,17 +335,17 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer q.close()
-		return planTables(gctx, &cfg, planConn, tables, plans, done, state, q)
+		return plan(gctx, planConn, tables, q)
 	})
 	for _, c := range conns {
 		r := &reader{conn: c}
 		g.Go(func() error {
 			return q.work(gctx, func(ctx context.Context, job chunkJob) error {
-				return copyJob(ctx, &cfg, r, job, state, readPos, snapTime)
+				return cp.copyJob(ctx, r, job, q)
 			})
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	// The summary lists the tables this run started, in the plan's order;
 	// those a failure interrupted are closed with what they did.
 	for _, t := range tables {
@@ -230,6 +359,13 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 			res.Skipped += len(st.Failures)
 		}
 	}
+	return err
+}
+
+// finishBackfill records the coordinator's run complete when every chunk
+// of every published table is done (by any worker); err is the copy's.
+func finishBackfill(ctx context.Context, cfg *BackfillConfig, res *BackfillResult, state *stateStore, start time.Time, err error) (*BackfillResult, error) {
+	log := cfg.Logger
 	if err != nil {
 		return res, err
 	}
@@ -483,38 +619,97 @@ func (r *reader) next() {
 	r.mem.Reset()
 }
 
-// copyJob copies one chunk on reader r, counts it to its table, writes its
-// failures to the dead-letter file under OnErrorSkip, and records the chunk
-// done when its rows are durable. After the table's last chunk the
-// progress sees the table done.
-func copyJob(ctx context.Context, cfg *BackfillConfig, r *reader, job chunkJob, state *stateStore,
-	pos extract.Position, snapTime time.Time) error {
-	t, ch := job.table, job.chunk
-	t.begin(cfg.Progress)
-	n, written, fails, err := copyChunk(ctx, cfg, t.tp, r, ch, pos, snapTime)
+// copier is one process's part of a backfill's copy.
+type copier struct {
+	cfg      *BackfillConfig
+	state    *stateStore // nil: no control table (no leases, nothing recorded)
+	leases   chunkLeases // with state
+	pos      extract.Position
+	snapTime time.Time
+	now      func() time.Time
+	tally    workerTally
+}
+
+// copyJob copies one chunk on reader r (under its lease, with a control
+// table), counts it to its table, writes its failures to the dead-letter
+// file under OnErrorSkip, and records the chunk done when its rows are
+// durable. A chunk another worker holds goes back to q for later. After
+// the table's last chunk the progress sees the table done.
+func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQueue) error {
+	cfg, t, ch := c.cfg, job.table, job.chunk
+	var n int64
+	var written SinkStats
+	var fails []RowFailure
+	// copy returns the chunk's done marker, nil to leave it undone; it
+	// reads under the run's context and writes under ctx, the lease's.
+	runCtx := ctx
+	copy := func(ctx context.Context) ([]byte, error) {
+		t.begin(cfg.Progress)
+		var err error
+		n, written, fails, err = copyChunk(runCtx, ctx, cfg, t.tp, r, ch, c.pos, c.snapTime)
+		if err != nil {
+			return nil, err
+		}
+		// Under stop, a chunk with rows that could not be written stays
+		// undone: the next run retries it (after the mapping or data is
+		// fixed). Under skip its rows are in the dead-letter file.
+		if len(fails) > 0 && cfg.OnError != OnErrorSkip {
+			return nil, nil
+		}
+		for _, f := range fails {
+			if err := cfg.DeadLetter.Write(f); err != nil {
+				return nil, err
+			}
+			cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
+				"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)
+		}
+		return doneValue(n, cfg.Worker), nil
+	}
+	if c.state == nil {
+		if _, err := copy(ctx); err != nil {
+			t.add(n, written, nil)
+			return err
+		}
+		t.add(n, written, fails)
+		t.chunkDone(cfg.Progress)
+		return nil
+	}
+	at, err := leasedChunk(ctx, c.leases, chunkKey(t.name, ch.Index), c.now, copy)
+	if err != nil && ctx.Err() == nil && load.IsTransient(err) {
+		// The control table is out of reach for now (the SDK's retries
+		// are spent): the chunk is looked at again later.
+		cfg.Logger.Warn("chunk lease not reachable: trying again later", "table", t.name, "chunk", ch.Index, "err", err)
+		t.add(n, written, nil)
+		q.retry(job, c.leases.Duration()/3)
+		return nil
+	}
 	if err != nil {
 		// The run stops; the rows failed so far are not reported (under
 		// skip they were not dead-lettered): the chunk is copied again.
 		t.add(n, written, nil)
 		return err
 	}
-	t.add(n, written, fails)
-	if cfg.OnError == OnErrorSkip {
-		for _, f := range fails {
-			if err := cfg.DeadLetter.Write(f); err != nil {
-				return err
-			}
-			cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
-				"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)
-		}
-	}
-	// Under stop, a chunk with rows that could not be written stays
-	// undone: the next run retries it (after the mapping or data is
-	// fixed). Under skip its rows are in the dead-letter file.
-	if state != nil && (len(fails) == 0 || cfg.OnError == OnErrorSkip) {
-		if err := state.markDone(ctx, t.name, ch.Index, n); err != nil {
-			return err
-		}
+	switch at.out {
+	case chunkBusy:
+		// Looked at again when its lease may have run out (at least a
+		// renewal period later: a busy chunk is not polled in a loop).
+		q.retry(job, max(at.wait, c.leases.Duration()/3))
+		return nil
+	case chunkLost:
+		cfg.Logger.Info("chunk lease lost while copying: another worker copies it", "table", t.name, "chunk", ch.Index,
+			"worker", cfg.Worker, "reason", at.lost)
+		t.lost(written)
+		c.tally.lost.Add(1)
+		q.retry(job, c.leases.Duration()/3)
+		return nil
+	case chunkDoneElse:
+		t.elsewhere()
+	case chunkFinished:
+		t.add(n, written, fails)
+		c.tally.chunks.Add(1)
+		c.tally.rows.Add(n)
+	case chunkUnrecorded:
+		t.add(n, written, fails)
 	}
 	t.chunkDone(cfg.Progress)
 	return nil
@@ -522,7 +717,11 @@ func copyJob(ctx context.Context, cfg *BackfillConfig, r *reader, job chunkJob, 
 
 // copyChunk reads one chunk and writes it in batches; it returns rows read,
 // what the sink wrote and the rows that failed (after an error: so far).
-func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
+// The sink writes under wctx (the chunk's lease, derived from ctx): when it
+// ends, the chunk's remaining rows are read to the end (the snapshot
+// connection survives only a read that completes: an abandoned COPY closes
+// it) but neither transformed nor written, and wctx's cause is returned.
+func copyChunk(ctx, wctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan, r *reader,
 	ch extract.Chunk, pos extract.Position, snapTime time.Time) (int64, SinkStats, []RowFailure, error) {
 	name := tp.Source.QualifiedName()
 	var fails []RowFailure
@@ -539,8 +738,16 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 		if len(batch.Writes) == 0 && len(batch.Records) == 0 {
 			return nil
 		}
-		w, f, err := cfg.Sink.Write(ctx, batch)
+		if wctx.Err() != nil && ctx.Err() == nil {
+			r.next() // the lease is lost: nothing more is written
+			return nil
+		}
+		w, f, err := cfg.Sink.Write(wctx, batch)
 		written.Add(w)
+		if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+			r.next() // the lease is lost: the rest of the chunk is skipped
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -555,6 +762,10 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	change := extract.Change{Table: tp.Source, Op: extract.OpRead, Pos: pos, Commit: snapTime}
 	now := time.Now()
 	n, err := r.conn.ReadChunkInto(ctx, tp.Source, ch, &r.mem, func(row extract.Row) error {
+		if wctx.Err() != nil {
+			r.next() // drops the batch and the rows' memory
+			return nil
+		}
 		item, id, err := enc.Item(row, pos)
 		if err != nil {
 			fail(row, err)
@@ -596,8 +807,13 @@ func copyChunk(ctx context.Context, cfg *BackfillConfig, tp *transform.TablePlan
 	if err != nil {
 		return n, written, fails, err
 	}
-	err = flush()
-	return n, written, fails, err
+	if err := flush(); err != nil {
+		return n, written, fails, err
+	}
+	if wctx.Err() != nil {
+		return n, written, fails, context.Cause(wctx)
+	}
+	return n, written, fails, nil
 }
 
 // rowFailure records err for a row; a transform.RowError already names the

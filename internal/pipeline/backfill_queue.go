@@ -35,7 +35,7 @@ import (
 // planned while the workers copy the small ones. The queue's order then
 // decides among the tables planned so far.
 //
-// Every chunk is recorded done on its own (stateStore.markDone) when its rows
+// Every chunk is recorded done on its own (leasedChunk) when its rows
 // are durable, whatever the order in which tables or chunks finish; a table
 // is complete when all its chunks are, and the run when all its tables are.
 
@@ -114,6 +114,23 @@ func (t *tableCopy) add(rows int64, w SinkStats, fails []RowFailure) {
 	t.st.Records += w.Records
 	t.st.Retries += w.Retries
 	t.st.Failures = append(t.st.Failures, fails...)
+}
+
+// elsewhere counts a chunk another worker recorded done in this run.
+func (t *tableCopy) elsewhere() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.ChunksElsewhere++
+}
+
+// lost counts a chunk whose lease was lost while this worker copied it
+// (its rows count to the worker that records it); what the sink did for
+// it still counts.
+func (t *tableCopy) lost(w SinkStats) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.st.ChunksLost++
+	t.st.Retries += w.Retries
 }
 
 // chunkDone is called after a chunk's rows were counted (add) and its
@@ -196,6 +213,7 @@ func (a chunkJob) before(b chunkJob) bool {
 type chunkQueue struct {
 	mu      sync.Mutex
 	jobs    jobHeap
+	later   int // chunks put back (retry) and not yet queued again
 	closed  bool
 	changed chan struct{} // closed (and replaced) when jobs are added or the queue closes
 }
@@ -230,6 +248,22 @@ func (q *chunkQueue) close() {
 	}
 }
 
+// retry queues job again after d: a chunk another worker holds (or took
+// over from this one), to be looked at again once its lease may have run
+// out. Until then the workers do not end: the chunk may still fall to them.
+func (q *chunkQueue) retry(job chunkJob, d time.Duration) {
+	q.mu.Lock()
+	q.later++
+	q.mu.Unlock()
+	time.AfterFunc(d, func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.later--
+		heap.Push(&q.jobs, job)
+		q.wake()
+	})
+}
+
 // wake lets every waiting worker look again; q.mu is held.
 func (q *chunkQueue) wake() {
 	close(q.changed)
@@ -237,7 +271,7 @@ func (q *chunkQueue) wake() {
 }
 
 // next blocks until a chunk is available and returns the first one; ok is
-// false when the queue is closed and empty. It returns ctx's error when ctx
+// false when the queue is closed and empty, with no chunk to retry. It returns ctx's error when ctx
 // ends first.
 func (q *chunkQueue) next(ctx context.Context) (job chunkJob, ok bool, err error) {
 	for {
@@ -247,7 +281,7 @@ func (q *chunkQueue) next(ctx context.Context) (job chunkJob, ok bool, err error
 			q.mu.Unlock()
 			return job, true, nil
 		}
-		if q.closed {
+		if q.closed && q.later == 0 {
 			q.mu.Unlock()
 			return chunkJob{}, false, nil
 		}

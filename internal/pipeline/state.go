@@ -20,7 +20,11 @@ const chunksPerPage = 500
 //
 //	sk "run"                    runState (the slot's consistent LSN: where CDC continues)
 //	sk "plan:<table>:<page>"    chunk boundaries of a table, planned once
-//	sk "done:<table>:<chunk>"   a chunk whose rows are all durable in every target
+//	sk "done:<table>:<chunk>"   a chunk whose rows are all durable in every target (its
+//	                            value: chunkResult); while the chunk is copied, the
+//	                            item is the chunk's lease, without a value (backfill_lease.go)
+//	sk "live"                   liveRun: the snapshot of the copy under way, for --join
+//	sk "worker:<name>"          WorkerStatus: a worker's heartbeat, for status
 type runState struct {
 	Slot     string    `json:"slot"`
 	SlotLSN  string    `json:"slot_lsn"`
@@ -119,7 +123,10 @@ func (s *stateStore) loadAll(ctx context.Context) (plans map[string]*chunkPlan, 
 			}
 			pages[table][n] = &p
 		case "done":
-			var d struct{ Rows int64 }
+			if len(v) == 0 {
+				continue // a chunk's lease, held or given up: not done
+			}
+			var d chunkResult
 			_ = json.Unmarshal(v, &d)
 			if done[table] == nil {
 				done[table] = map[int]int64{}
@@ -149,14 +156,6 @@ func (s *stateStore) savePlan(ctx context.Context, table string, p *chunkPlan) e
 		if err := s.ctl.Put(ctx, s.id, fmt.Sprintf("plan:%s:%d", table, i), b); err != nil {
 			return fmt.Errorf("save chunk plan of %s: %w", table, err)
 		}
-	}
-	return nil
-}
-
-func (s *stateStore) markDone(ctx context.Context, table string, chunk int, rows int64) error {
-	b, _ := json.Marshal(struct{ Rows int64 }{rows})
-	if err := s.ctl.Put(ctx, s.id, fmt.Sprintf("done:%s:%d", table, chunk), b); err != nil {
-		return fmt.Errorf("mark %s chunk %d done: %w", table, chunk, err)
 	}
 	return nil
 }
