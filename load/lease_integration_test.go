@@ -120,20 +120,33 @@ func TestIntegrationLeases(t *testing.T) {
 	}
 
 	// Keep renews a short lease past its duration; a take-over ends its
-	// context with ErrLeaseLost. (One second: a renewal must answer within
-	// two thirds of it, on a loaded machine too.)
-	k := store("keeper", time.Second, 0)
+	// context with ErrLeaseLost. (Three seconds: a renewal must answer
+	// within two thirds of it, on a machine loaded by the other tests too.)
+	k := store("keeper", 3*time.Second, 0)
 	lk := must(k.Acquire(ctx, "public.film:1"))
 	held, stop := k.Keep(ctx, lk)
-	time.Sleep(1200 * time.Millisecond) // longer than the lease: only renewals keep it
-	if held.Err() != nil {
-		t.Fatalf("kept lease lost: %v", context.Cause(held))
+	var now Lease
+	for deadline := lk.Expires.Add(10 * time.Second); ; {
+		// Wait until the lease, renewed, outlived its first expiry.
+		var err error
+		if now, _, err = b.Get(ctx, "public.film:1"); err != nil {
+			t.Fatal(err)
+		}
+		if held.Err() != nil {
+			t.Fatalf("kept lease lost: %v", context.Cause(held))
+		}
+		if time.Now().After(lk.Expires) && now.Counter > lk.Counter {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kept lease reads %+v 10 s after its first expiry, want renewed by keeper", now)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval of a bounded wait
 	}
-	now, _, err := b.Get(ctx, "public.film:1")
-	if err != nil || now.Owner != "keeper" || now.Counter < 2 {
-		t.Fatalf("kept lease reads %+v (%v), want renewed by keeper", now, err)
+	if now.Owner != "keeper" || now.Counter < 2 {
+		t.Fatalf("kept lease reads %+v, want renewed by keeper", now)
 	}
-	thief := store("thief", time.Second, 2*time.Second)
+	thief := store("thief", 3*time.Second, 4*time.Second)
 	if _, err := thief.TakeOver(ctx, now); err != nil && !errors.Is(err, ErrLeaseLost) {
 		t.Fatal(err)
 	} else if errors.Is(err, ErrLeaseLost) { // renewed in between: read again
@@ -142,7 +155,7 @@ func TestIntegrationLeases(t *testing.T) {
 	}
 	select {
 	case <-held.Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("the keeper did not notice the take-over")
 	}
 	if _, err := stop(); !errors.Is(err, ErrLeaseLost) || !errors.Is(context.Cause(held), ErrLeaseLost) {
@@ -175,7 +188,17 @@ func TestIntegrationLeases(t *testing.T) {
 	// Stopped while held, Keep returns the lease as last renewed, to release.
 	lk = must(k.Acquire(ctx, "public.film:2"))
 	_, stop = k.Keep(ctx, lk)
-	time.Sleep(400 * time.Millisecond) // past the first renewal, at a third of the lease
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		// Wait until the first renewal (at a third of the lease) is stored.
+		now, _, err := b.Get(ctx, "public.film:2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Counter >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval of a bounded wait
+	}
 	last, err := stop()
 	if err != nil || last.Counter < 2 {
 		t.Fatalf("stop: %+v, %v, want the renewed lease", last, err)
