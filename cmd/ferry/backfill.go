@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -38,6 +39,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := cf.validate(); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) { bf.nullState = bf.nullState || f.Name == "control-table" && bf.sink == "null" })
 	if err := bf.validate(); err != nil {
 		return err
 	}
@@ -58,6 +60,19 @@ func cmdBackfill(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if bf.sink == "null" {
 		cfg.Sink = pipeline.NullSink{}
+		if bf.nullState {
+			// Nothing is written, but the run's state is kept: resumable,
+			// and shared with --join workers (how `make bench` measures
+			// the leases' cost without DynamoDB's).
+			ddb, _, err := awsClients(ctx)
+			if err != nil {
+				return err
+			}
+			cfg.Control = load.NewControlStore(ddb, cf.control)
+			if err := cfg.Control.Ensure(ctx); err != nil {
+				return usagef("control table %s: %v", cf.control, err)
+			}
+		}
 	} else {
 		t, err := setupTargets(ctx, cf, c.plan, bf, mon)
 		if err != nil {

@@ -50,8 +50,11 @@ type backfillFlags struct {
 	retention               time.Duration
 	metricsAddr             string
 	lease                   time.Duration
-	worker                  string
-	join                    bool // ferry backfill --join (not a flag of sync)
+	// nullState: --sink null with --control-table given, so the run keeps
+	// its state (resume, chunk leases, --join) in the control table.
+	nullState bool
+	worker    string
+	join      bool // ferry backfill --join (not a flag of sync)
 }
 
 func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
@@ -64,7 +67,7 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	fs.DurationVar(&b.retention, "retention", defaultRetention, "retention of a Kinesis stream that ferry creates (whole hours, 24h to 8760h; existing streams keep theirs; its cost: plan --aws --retention):\n"+
 		"verify --stream checks rows against the events the stream still holds, so keep the backfill's for as long as the migration is verified")
 	fs.StringVar(&b.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics) and the live status page (/) on this address, e.g. 127.0.0.1:9464 (empty: off)")
-	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, keeps no state)")
+	fs.StringVar(&b.sink, "sink", "aws", "aws, or null to read and transform only (measures the source side; writes nothing, and keeps no state unless --control-table is given: then it resumes and --join workers share it)")
 	fs.StringVar(&b.progress, "progress", "auto", "auto (bars on a terminal, log lines otherwise), bar, log or none")
 	fs.BoolVar(&b.restart, "restart", false, "forget the recorded run (drops the slot) and copy everything again")
 	fs.StringVar(&b.onError, "on-error", "stop", "a row that can never be written (item over 400 KB, record over 1 MiB, NaN, infinity, empty or too long key):\n"+
@@ -93,8 +96,8 @@ func (b *backfillFlags) validate() error {
 	if b.lease < 300*time.Millisecond {
 		return usagef("--lease must be at least 300ms (renewals every third of it), not %s", b.lease)
 	}
-	if b.join && (b.sink != "aws" || b.restart) {
-		return usagef("--join works with --sink aws and without --restart: a joining worker takes chunks of the coordinator's run, leased in the control table")
+	if b.join && (b.sink != "aws" && !b.nullState || b.restart) {
+		return usagef("--join works with --sink aws (or --sink null with an explicit --control-table) and without --restart: a joining worker takes chunks of the coordinator's run, leased in the control table")
 	}
 	if r := b.retention; r < load.MinRetention || r > load.MaxRetention || r%time.Hour != 0 {
 		return usagef("--retention must be whole hours from 24h to 8760h (365 days), not %s", r)

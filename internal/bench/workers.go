@@ -45,8 +45,12 @@ func (e *Env) PairWorkers(ctx context.Context, nullURL, dynamoURL string, runs i
 				if err != nil {
 					return nil, fmt.Errorf("%d backfill processes, %s sink: %w", n, sink, err)
 				}
-				res.Rows[sink] = rows
-				r := float64(rows) / took.Seconds()
+				if n == 1 {
+					res.Rows[sink] = rows
+				} else if rows != res.Rows[sink] {
+					return nil, fmt.Errorf("%d backfill processes, %s sink: %d rows copied together, one process copies %d", n, sink, rows, res.Rows[sink])
+				}
+				r := float64(res.Rows[sink]) / took.Seconds()
 				e.Log.Info("bench: backfill workers", "sink", sink, "processes", n, "rows", rows, "took", took.Round(time.Millisecond), "rows_s", int(r))
 				if n == 1 {
 					one = r
@@ -70,8 +74,8 @@ func (e *Env) PairWorkers(ctx context.Context, nullURL, dynamoURL string, runs i
 
 // backfillWith runs one backfill shared by n processes: the coordinator,
 // then, once it has published its snapshot, n-1 `--join` workers. It
-// returns the rows of the coordinator's summary (every process's chunks)
-// and the time until the last process ended.
+// returns the rows all of them copied and the time until the last process
+// ended.
 func (e *Env) backfillWith(ctx context.Context, url, sink string, n, run int) (int64, time.Duration, error) {
 	name := fmt.Sprintf("bench_w%d_%s_%d", n, sink, run)
 	ctl, slot, pub := name+"_control", name+"_slot", name+"_pub"
@@ -110,17 +114,29 @@ func (e *Env) backfillWith(ctx context.Context, url, sink string, n, run int) (i
 		}
 	}
 	c, err := coord.Wait()
+	children := []Child{c}
 	for _, p := range joined {
-		if _, jerr := p.Wait(); jerr != nil && err == nil {
+		jc, jerr := p.Wait()
+		if jerr != nil && err == nil {
 			err = jerr
 		}
+		children = append(children, jc)
 	}
 	took := time.Since(start)
 	if err != nil {
 		return 0, 0, err
 	}
-	rows, err := summaryRows(c.Stdout)
-	return rows, took, err
+	// Every process's summary counts the chunks it copied; together, each
+	// row once. (A worker that found nothing left prints none.)
+	var rows int64
+	for i, c := range children {
+		n, err := summaryRows(c.Stdout)
+		if err != nil && i == 0 {
+			return 0, 0, err
+		}
+		rows += n
+	}
+	return rows, took, nil
 }
 
 // waitLive waits until the coordinator of slot has published its snapshot

@@ -225,6 +225,9 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 	return finishBackfill(ctx, &cfg, res, state, start, err)
 }
 
+// busyPoll is how often a chunk another worker holds is looked at again.
+func busyPoll(lease time.Duration) time.Duration { return min(lease/3, 500*time.Millisecond) }
+
 // joinBackfill is Backfill with Join: a worker beside a coordinator.
 func joinBackfill(ctx context.Context, cfg BackfillConfig, res *BackfillResult, start time.Time) (*BackfillResult, error) {
 	if cfg.Control == nil {
@@ -691,9 +694,12 @@ func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQ
 	}
 	switch at.out {
 	case chunkBusy:
-		// Looked at again when its lease may have run out (at least a
-		// renewal period later: a busy chunk is not polled in a loop).
-		q.retry(job, max(at.wait, c.leases.Duration()/3))
+		// Looked at again soon: its holder most likely finishes it within
+		// a chunk's copy time (then it is done elsewhere), else when its
+		// lease may have run out; at most every busyPoll, so a busy chunk
+		// is not polled in a loop. (Waiting for the lease to run out cost
+		// each worker up to --lease at the end of every run: 10 s.)
+		q.retry(job, min(max(at.wait, 50*time.Millisecond), busyPoll(c.leases.Duration())))
 		return nil
 	case chunkLost:
 		cfg.Logger.Info("chunk lease lost while copying: another worker copies it", "table", t.name, "chunk", ch.Index,
