@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/ferry-migrate/ferry/internal/faultproxy"
 	"github.com/ferry-migrate/ferry/internal/pipeline"
 	"github.com/ferry-migrate/ferry/internal/stack"
 	"github.com/ferry-migrate/ferry/internal/testkit"
@@ -74,7 +75,8 @@ type env struct {
 	st                                   *stack.Stack
 	db, mapping, target, stream, control string
 	slot, race, plain                    string
-	mu                                   sync.Mutex // guards procs' output while they run
+	mu                                   sync.Mutex          // guards procs' output while they run
+	extraEnv                             map[string][]string // by process name
 }
 
 func (e *env) common() []string {
@@ -86,7 +88,7 @@ func (e *env) start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), e.st.Env()...)
+	p.cmd.Env = append(append(os.Environ(), e.st.Env()...), e.extraEnv[name]...)
 	p.cmd.Stdout, p.cmd.Stderr = &lockedWriter{mu: &e.mu, w: &p.out}, &lockedWriter{mu: &e.mu, w: &p.out}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -251,6 +253,14 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 		return err == nil && ok
 	}, coord)
 	phase("coordinator exported its snapshot")
+	// w3 reaches DynamoDB (targets and control table) through a proxy that
+	// cuts it off for longer than a lease, mid-copy.
+	proxy, err := faultproxy.Start(st.DynamoEndpoint, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	e.extraEnv = map[string][]string{"w3": {"AWS_ENDPOINT_URL_DYNAMODB=" + proxy.URL}}
 	workers := map[string]*proc{}
 	for _, name := range []string{"w1", "w2", "w3"} {
 		bin := e.plain
@@ -262,6 +272,9 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 	waitFor(t, "w1 holds a chunk", time.Minute, func() bool { return holds("w1") }, workers["w1"])
 	e.kill(t, workers["w1"])
 	phase("w1 killed holding a chunk")
+	waitFor(t, "w3 holds a chunk", time.Minute, func() bool { return holds("w3") }, workers["w3"])
+	proxy.OutageFor(5*time.Second, faultproxy.OutageUnavailable)
+	phase("w3 cut off from DynamoDB for 5 s (leases last 3 s)")
 	// Killed late (two thirds done): the rows the resumed coordinator
 	// copies reach Kinesis through sync's second read, the slow part.
 	waitFor(t, "the joined workers record chunks and the coordinator holds one, two thirds done", 2*time.Minute, func() bool {
@@ -289,6 +302,9 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 	for _, name := range []string{"w2", "w3"} {
 		out := e.output(workers[name])
 		t.Logf("%s: %s\n%d leases lost while copying", name, lastLines(out, 3), strings.Count(out, "chunk lease lost while copying"))
+	}
+	if n := proxy.Injected(faultproxy.Outage); n == 0 || !strings.Contains(e.output(workers["w3"]), "chunk lease lost while copying") {
+		t.Errorf("w3 was cut off from DynamoDB (%d requests refused) holding a chunk, yet lost no lease", n)
 	}
 	stopWorkload()
 	if err := <-wdone; err != nil && err != context.Canceled {
