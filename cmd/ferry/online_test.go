@@ -27,7 +27,8 @@ import (
 // source with no per-key order inversion (the re-read rows never overtake a
 // newer change of the same row).
 func TestOnlineSnapshotUnderWorkload(t *testing.T) {
-	// Not parallel: the lag bound (p99 < 2 s) needs the machine to itself.
+	// Not parallel: the lag bound (p99 < 2 s) needs the machine to itself,
+	// so `make test` runs it alone, after the other packages (QUIET).
 	e := newBackfillEnv(t)
 	ctx := t.Context()
 	if code, out, errOut := runFerry(t, e.args()...); code != 0 {
@@ -104,8 +105,8 @@ func TestOnlineSnapshotUnderWorkload(t *testing.T) {
 	if resumedAt < before {
 		t.Errorf("the restarted sync went back to chunk %d from the recorded %d", resumedAt, before)
 	}
-	if done.Rows < 7500 || done.Rows > 10000 || done.Chunks > done.Rows/250+5 {
-		t.Errorf("payment snapshot (payment_id %% 2 = 0): %d rows in %d chunks, want its 8025 even rows and the workload's new ones (not the odd ones) in chunks of 250", done.Rows, done.Chunks)
+	if done.Rows < 7500 || done.Rows > 10000 || done.Rows > done.Chunks*250 {
+		t.Errorf("payment snapshot (payment_id %% 2 = 0): %d rows in %d chunks, want its 8025 even rows and the workload's new ones (not the odd ones) in chunks of at most 250", done.Rows, done.Chunks)
 	}
 
 	stopWorkload()

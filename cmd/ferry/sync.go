@@ -36,7 +36,8 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 	walBudget := fs.String("wal-budget", "1GiB", "warn when the slot retains more WAL than this (e.g. 512MiB, 2GiB)")
 	heartbeat := fs.Duration("heartbeat", 10*time.Second, "interval of the logical message that lets an idle slot advance (0 disables)")
 	statusEvery := fs.Duration("status-every", 2*time.Second, "interval of the status line")
-	chunkRows := fs.Int("snapshot-chunk-rows", 0, "rows per chunk of an online snapshot (`ferry snapshot`; 0: 250): each chunk is applied with the stream's batch, so this bounds the lag a snapshot adds")
+	chunkRows := fs.Int("snapshot-chunk-rows", 0, "most rows per chunk of an online snapshot (`ferry snapshot`; 0: 250): each chunk is applied with the stream's batch, so this bounds the lag a snapshot adds")
+	chunkTime := fs.Duration("snapshot-chunk-time", 250*time.Millisecond, "apply time an online snapshot's chunk aims at: while fewer than --snapshot-chunk-rows rows apply in it (throttling, retries, load), chunks shrink and the snapshot slows down instead of sync's lag growing (0: fixed chunks)")
 	snapRate := fs.Float64("snapshot-rate", 0, "most rows per second an online snapshot reads (0: one chunk at a time, as fast as they apply)")
 	apply := fs.String("apply", "direct", "who writes DynamoDB: direct (this process, with version-conditional writes) or stream (sync only publishes; the Lambda applier, cmd/ferry-lambda, writes the items from the stream: see \"Scaling the apply with Lambda\" in the README)")
 	cataloguePoll := fs.Duration("catalogue-poll", 30*time.Second, "interval at which sync reads the catalogue for what the log does not carry: DETACH/DROP/TRUNCATE/ATTACH of a partition of a mapped table, and new tables that a pattern entry of the mapping maps; 0 disables")
@@ -118,7 +119,7 @@ func cmdSync(ctx context.Context, args []string, stdout io.Writer) error {
 			Control: t.control, Dynamo: dynamo, Kinesis: kin, DynamoClient: t.ddb,
 			BatchChanges: *batch, ApplyWorkers: *applyWorkers, CheckpointEvery: *checkpointEvery, Truncate: policy, WALBudget: budget,
 			Heartbeat: hb, StatusEvery: *statusEvery, Status: sl.show,
-			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotRate: *snapRate,
+			OnError: onError, DeadLetter: deadLetter, SnapshotChunkRows: *chunkRows, SnapshotChunkTime: chunkTimeConfig(*chunkTime), SnapshotRate: *snapRate,
 			CataloguePoll: *cataloguePoll, ApplyStream: *apply == "stream", KinesisClient: t.kin,
 		}
 
@@ -196,6 +197,9 @@ func (s *statusLine) show(st pipeline.SyncStatus) {
 			state = "done"
 		}
 		snap = fmt.Sprintf("snapshot %s: %s, %d rows, %d chunks", sp.Request, state, sp.Rows, sp.Chunks)
+		if !sp.Done && sp.ChunkRows > 0 {
+			snap += fmt.Sprintf(" of %d rows", sp.ChunkRows)
+		}
 	}
 	if st.SchemaChanges > 0 {
 		snap = strings.TrimSpace(fmt.Sprintf("%s  schema changes followed: %d", snap, st.SchemaChanges))
@@ -242,4 +246,13 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q (use e.g. 1GiB or 512MiB)", s)
 	}
 	return n, nil
+}
+
+// chunkTimeConfig is --snapshot-chunk-time as SyncConfig takes it (there 0
+// is the default and a negative duration fixes the chunks' size).
+func chunkTimeConfig(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -74,15 +74,18 @@ type KeyRange struct {
 // SnapshotProgress is how far an online snapshot has come; it is part of the
 // checkpoint, so it is durable exactly when the rows it counts are.
 type SnapshotProgress struct {
-	Request  string    `json:"request"`
-	Table    int       `json:"table"`           // index into the request's Tables
-	Range    int       `json:"range,omitempty"` // index into the table's Ranges
-	After    []string  `json:"after,omitempty"` // the last primary key done in that table (range)
-	KeysDone int       `json:"keys_done,omitempty"`
-	Rows     int64     `json:"rows"`   // rows emitted so far
-	Chunks   int64     `json:"chunks"` // chunks done so far
-	Started  time.Time `json:"started"`
-	Done     bool      `json:"done,omitempty"`
+	Request  string   `json:"request"`
+	Table    int      `json:"table"`           // index into the request's Tables
+	Range    int      `json:"range,omitempty"` // index into the table's Ranges
+	After    []string `json:"after,omitempty"` // the last primary key done in that table (range)
+	KeysDone int      `json:"keys_done,omitempty"`
+	Rows     int64    `json:"rows"`   // rows emitted so far
+	Chunks   int64    `json:"chunks"` // chunks done so far
+	// ChunkRows is the size of the last chunk asked for: SnapshotChunkRows,
+	// or fewer while applying that many would take over SnapshotChunkTime.
+	ChunkRows int       `json:"chunk_rows,omitempty"`
+	Started   time.Time `json:"started"`
+	Done      bool      `json:"done,omitempty"`
 	// The request's tables and origin, so that its record says what it read.
 	Tables []string `json:"tables,omitempty"`
 	Origin string   `json:"origin,omitempty"`
@@ -170,6 +173,7 @@ type chunkWindow struct {
 	absent map[string][]string
 	last   []string // primary key of the last row read
 	read   int      // rows read (the chunk's size)
+	limit  int      // rows asked for: fewer read means the table (range) is done
 }
 
 // pkText is a row's primary key as one string (the key columns' text joined

@@ -23,6 +23,7 @@ type onlineState struct {
 	recent   xidRing           // transactions the stream delivered lately
 	nextRead time.Time
 	windows  int             // chunks read by this process (watermark ids)
+	sizer    chunkSizer      // the size of the next chunk (chunksize.go)
 	nonce    int64           // this process's part of watermark ids
 	finished map[string]bool // requests complete (never started again)
 	recorded map[string]bool // requests whose done record is written
@@ -141,10 +142,14 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 		p.Table, p.Range, p.After = p.Table+1, 0, nil
 		return nil
 	}
-	k := extract.KeyChunk{After: p.After, Where: req.Where, Limit: s.cfg.SnapshotChunkRows}
+	if o.sizer.max == 0 {
+		o.sizer = chunkSizer{max: s.cfg.SnapshotChunkRows, target: s.cfg.SnapshotChunkTime}
+	}
+	limit := o.sizer.next()
+	k := extract.KeyChunk{After: p.After, Where: req.Where, Limit: limit}
 	switch ranges, ok := req.Ranges[name]; {
 	case req.Keys != nil:
-		end := min(p.KeysDone+s.cfg.SnapshotChunkRows, len(req.Keys))
+		end := min(p.KeysDone+limit, len(req.Keys))
 		k = extract.KeyChunk{Keys: req.Keys[p.KeysDone:end], Where: req.Where}
 	case ok && p.Range >= len(ranges):
 		p.Table, p.Range, p.After = p.Table+1, 0, nil // the table's ranges are done
@@ -196,6 +201,7 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 	o.windows++
 	id := fmt.Sprintf("%s/%s/%x-%d", s.cfg.Slot, req.ID, o.nonce, o.windows)
 	win := newChunkWindow(id, tp, rows, snap)
+	win.limit = limit
 	if req.Keys != nil {
 		win.read = len(k.Keys) // progress counts keys asked for, found or not
 		if n := win.expectKeys(k.Keys); n > 0 {
@@ -221,6 +227,7 @@ func (s *syncer) emitWindow(ctx context.Context, b *syncBatch, hwm extract.LSN, 
 	o.win = nil
 	now := time.Now()
 	changes := win.emit(hwm, now)
+	b.snapRows += len(changes)
 	for _, ch := range changes {
 		if err := s.addChange(ctx, b, ch, src, now); err != nil {
 			return err
@@ -243,7 +250,7 @@ func (s *syncer) emitWindow(ctx context.Context, b *syncBatch, hwm extract.LSN, 
 		if p.KeysDone >= len(req.Keys) {
 			p.Table = len(req.Tables)
 		}
-	} else if win.read < s.cfg.SnapshotChunkRows {
+	} else if win.read < win.limit {
 		p.After = nil // the table (or its range) is done
 		if _, ranged := req.Ranges[req.Tables[p.Table]]; ranged {
 			p.Range++ // the next range (maybeReadChunk moves on after the last)
@@ -254,6 +261,7 @@ func (s *syncer) emitWindow(ctx context.Context, b *syncBatch, hwm extract.LSN, 
 		p.After = win.last
 	}
 	p.Done = p.Table >= len(req.Tables)
+	p.ChunkRows = win.limit
 	cp := *p
 	b.snap = &cp
 	if s.cfg.SnapshotRate > 0 {

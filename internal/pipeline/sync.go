@@ -85,10 +85,15 @@ type SyncConfig struct {
 	// Reconnect paces reconnections after the replication connection was
 	// lost (default Base 250 ms, Max 10 s, unlimited attempts).
 	Reconnect load.Backoff
-	// SnapshotChunkRows is the size of an online snapshot's chunks (default
-	// 250 rows): a chunk's rows are applied with the stream's batch, so it
-	// bounds the pause an online snapshot adds to sync.
+	// SnapshotChunkRows is the largest size of an online snapshot's chunks
+	// (default 250 rows): a chunk's rows are applied with the stream's
+	// batch, so it bounds the pause an online snapshot adds to sync.
 	SnapshotChunkRows int
+	// SnapshotChunkTime is the apply time a chunk aims at (default 250 ms;
+	// < 0: every chunk has SnapshotChunkRows rows): while the targets apply
+	// fewer rows than that in this time (throttling, retries, load), chunks
+	// shrink, so the snapshot slows down instead of sync's lag growing.
+	SnapshotChunkTime time.Duration
 	// SnapshotRate caps an online snapshot's rows per second (0: as fast as
 	// the chunks apply, one chunk at a time).
 	SnapshotRate float64
@@ -129,6 +134,9 @@ func (c *SyncConfig) defaults() {
 	}
 	if c.SnapshotChunkRows <= 0 {
 		c.SnapshotChunkRows = 250
+	}
+	if c.SnapshotChunkTime == 0 {
+		c.SnapshotChunkTime = 250 * time.Millisecond
 	}
 	if c.SnapshotPoll <= 0 {
 		c.SnapshotPoll = 2 * time.Second

@@ -24,6 +24,7 @@ type syncBatch struct {
 	recChanges []*extract.Change
 	acked      []bool
 	changes    int
+	snapRows   int       // of which rows of an online snapshot's chunks
 	first      time.Time // arrival of the first change
 	maxPos     extract.Position
 	ackLSN     extract.LSN // end of the last transaction whose commit is in the batch
@@ -407,6 +408,9 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	}
 	if err := s.rowFailures(b, dFails, kFails); err != nil {
 		return err
+	}
+	if b.snapRows > 0 {
+		s.online.sizer.observe(b.changes, time.Since(start))
 	}
 	// Where a batch's time goes (FERRY_DEBUG=1): the intent record
 	// before it, DynamoDB's and Kinesis' share (in parallel).
