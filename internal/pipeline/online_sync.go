@@ -142,9 +142,7 @@ func (s *syncer) maybeReadChunk(ctx context.Context, b *syncBatch) error {
 		p.Table, p.Range, p.After = p.Table+1, 0, nil
 		return nil
 	}
-	if o.sizer.max == 0 {
-		o.sizer = chunkSizer{max: s.cfg.SnapshotChunkRows, target: s.cfg.SnapshotChunkTime}
-	}
+	o.sizer.max, o.sizer.target = s.cfg.SnapshotChunkRows, s.cfg.SnapshotChunkTime
 	limit := o.sizer.next()
 	k := extract.KeyChunk{After: p.After, Where: req.Where, Limit: limit}
 	switch ranges, ok := req.Ranges[name]; {

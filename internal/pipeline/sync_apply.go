@@ -349,7 +349,15 @@ func opName(op string) string {
 // capped backoff until it passes or ctx ends: sync falls behind, then
 // catches up.
 func (s *syncer) flush(ctx context.Context, b *syncBatch) error {
-	return s.withRetry(ctx, "applying a batch", func() error { return s.flushOnce(ctx, b) })
+	start := time.Now()
+	if err := s.withRetry(ctx, "applying a batch", func() error { return s.flushOnce(ctx, b) }); err != nil {
+		return err
+	}
+	if b.snapRows > 0 {
+		// Every attempt counts: a retried batch paused sync that long.
+		s.online.sizer.observe(b.changes, time.Since(start))
+	}
+	return nil
 }
 
 func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
@@ -408,9 +416,6 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	}
 	if err := s.rowFailures(b, dFails, kFails); err != nil {
 		return err
-	}
-	if b.snapRows > 0 {
-		s.online.sizer.observe(b.changes, time.Since(start))
 	}
 	// Where a batch's time goes (FERRY_DEBUG=1): the intent record
 	// before it, DynamoDB's and Kinesis' share (in parallel).
