@@ -325,15 +325,25 @@ func (s *LeaseStore) Keep(ctx context.Context, l Lease) (held context.Context, s
 			// A renewal may take until the lease expires, no longer.
 			rctx, rcancel := context.WithDeadline(held, current.Expires)
 			next, err := s.Renew(rctx, current)
+			rcancel()
 			if errors.Is(err, ErrLeaseLost) {
 				// A renewal that timed out may have been applied all the
 				// same: the counter moved, but the lease is still this
 				// worker's (no other writes its owner), so it is adopted.
-				if seen, found, gerr := s.Get(rctx, current.Key); gerr == nil && found && seen.Owner == s.owner && seen.Counter > current.Counter {
+				// Read with its own deadline: the renewal may have used up
+				// the lease's, and the stored lease, not the clock, says
+				// whose it is. A failed read is not a lost lease: tried
+				// again at the next tick, until the lease expires.
+				gctx, gcancel := context.WithTimeout(held, s.duration)
+				seen, found, gerr := s.Get(gctx, current.Key)
+				gcancel()
+				switch {
+				case gerr != nil:
+					err = gerr
+				case found && seen.Owner == s.owner && seen.Counter > current.Counter:
 					next, err = seen, nil
 				}
 			}
-			rcancel()
 			switch {
 			case err == nil:
 				current = next

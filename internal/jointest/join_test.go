@@ -65,9 +65,18 @@ func binaries(t *testing.T) (race, plain string) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
+	mu   *sync.Mutex  // guards out (the env's)
 	out  bytes.Buffer // stdout and stderr
 	done chan struct{}
 	err  error
+}
+
+// tail is the last n lines the process printed.
+func (p *proc) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(p.out.String(), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // env is one test's migration on the shared stack.
@@ -86,7 +95,7 @@ func (e *env) common() []string {
 // start runs ferry (bin) with args as a child process.
 func (e *env) start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
+	p := &proc{name: name, mu: &e.mu, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(append(os.Environ(), e.st.Env()...), e.extraEnv[name]...)
 	p.cmd.Stdout, p.cmd.Stderr = &lockedWriter{mu: &e.mu, w: &p.out}, &lockedWriter{mu: &e.mu, w: &p.out}
@@ -161,7 +170,11 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool, a
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
+			var out strings.Builder
+			for _, p := range alive {
+				fmt.Fprintf(&out, "\n%s's last lines:\n%s", p.name, p.tail(30))
+			}
+			t.Fatalf("%s: not within %s%s", what, limit, out.String())
 		}
 		select { // poll interval of a bounded wait on the control table
 		case <-t.Context().Done():
@@ -345,7 +358,10 @@ func TestBackfillSharedByWorkers(t *testing.T) {
 	// through its online snapshot), then verify compares everything.
 	sync := e.start(t, "sync", e.plain, append([]string{"sync", "--status-every", "1s", "--snapshot-chunk-rows", "5000"}, e.common()...)...)
 	if strings.Contains(out, "Sync publishes them") {
-		waitFor(t, "sync publishes the resumed backfill's rows", 3*time.Minute, func() bool {
+		// Bound by dynalite's conditional writes: ~32,000 rows, 40-50 s
+		// with the test alone; more than 3 minutes once in CI, beside
+		// cmd/ferry and cmd/ferry-lambda on 2 cores.
+		waitFor(t, "sync publishes the resumed backfill's rows", 8*time.Minute, func() bool {
 			_, done, err := pipeline.SnapshotRecords(ctx, ctl, e.slot)
 			if err != nil {
 				return false
