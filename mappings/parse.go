@@ -55,6 +55,7 @@ func Parse(file string, data []byte) (*Mapping, error) {
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
+	m.Text = data
 	return m, nil
 }
 

@@ -89,7 +89,7 @@ func (m *Mapping) HasPatterns() bool {
 // primary key cannot be mapped, and is returned in noKey. The mapping itself
 // is not changed.
 func (m *Mapping) Expand(tables map[string][]string) (out *Mapping, noKey []string, err error) {
-	out = &Mapping{File: m.File, Version: m.Version, AccessPatterns: m.AccessPatterns}
+	out = &Mapping{File: m.File, Version: m.Version, Text: m.Text, AccessPatterns: m.AccessPatterns}
 	names := make([]string, 0, len(tables))
 	for n := range tables {
 		names = append(names, n)

@@ -208,7 +208,10 @@ func splitSource(s string) (schema, name string) {
 type Mapping struct {
 	File    string
 	Version int
-	Tables  []*Table
+	// Text is the file's text as parsed: a compiled plan, and the table
+	// definitions sync stores for the stream appliers, carry it.
+	Text   []byte
+	Tables []*Table
 	// AccessPatterns are the application's reads (ferry shadow).
 	AccessPatterns []*AccessPattern
 	// Patterns are the pattern entries of a mapping that Expand wrote out

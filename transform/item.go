@@ -402,6 +402,11 @@ func (tp *TablePlan) appendRecordTail(buf []byte, ch *extract.Change, src Record
 	buf = strconv.AppendInt(buf, ch.Commit.UnixMilli(), 10)
 	buf = append(buf, `,"snapshot":`...)
 	buf = strconv.AppendBool(buf, ch.Snapshot())
+	if tp.Def != "" {
+		buf = append(buf, `,"def":"`...)
+		buf = append(buf, tp.Def...) // hex digits: nothing to escape
+		buf = append(buf, '"')
+	}
 	buf = append(buf, `},"ts_ms":`...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
 	return append(buf, '}')

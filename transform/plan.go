@@ -115,6 +115,10 @@ type TablePlan struct {
 	SK      *KeyAttr
 	GSIs    []GSIPlan
 	Stream  string // "" when the table publishes no events
+	// Def identifies the mapping text and table definition the plan was
+	// compiled from (DefinitionID; "" when the mapping's text is unknown).
+	// Records carry it as source.def.
+	Def     string
 	partKey *template
 	all     []converter // converter for every source column (for before/after images)
 	hints   encHints    // per-row sizes seen so far (rowEnc)
@@ -166,6 +170,9 @@ func Compile(m *mappings.Mapping, source map[string]*extract.Table) (*Plan, erro
 		tp, tErrs := compileTable(mt, source)
 		errs = append(errs, tErrs...)
 		if tp != nil {
+			if len(m.Text) > 0 {
+				tp.Def = DefinitionID(m.Text, tp.Source)
+			}
 			p.Tables = append(p.Tables, tp)
 			if len(tErrs) == 0 {
 				clean = append(clean, tp)

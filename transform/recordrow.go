@@ -261,6 +261,10 @@ type RecordEnvelope struct {
 	TxID          uint32
 	CommitMS      int64
 	Snapshot      bool
+	// Def is the DefinitionID of the plan the record was made with ("" in
+	// a record of a ferry before it, or of a plan without its mapping's
+	// text).
+	Def string
 	// MessagePrefix and MessageContent are a message record's (op "m",
 	// e.g. a barrier; see BarrierRecord).
 	MessagePrefix  string
@@ -285,6 +289,7 @@ func DecodeRecord(data []byte) (RecordEnvelope, error) {
 			TxID     uint32 `json:"txid"`
 			TsMS     int64  `json:"ts_ms"`
 			Snapshot bool   `json:"snapshot"`
+			Def      string `json:"def"`
 		} `json:"source"`
 		Message struct {
 			Prefix  string `json:"prefix"`
@@ -304,7 +309,7 @@ func DecodeRecord(data []byte) (RecordEnvelope, error) {
 		return RecordEnvelope{}, fmt.Errorf("record: unknown op %q", env.Op)
 	}
 	out := RecordEnvelope{Op: env.Op, Before: env.Before, After: env.After, Schema: env.Source.Schema, Table: env.Source.Table,
-		Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID, CommitMS: env.Source.TsMS, Snapshot: env.Source.Snapshot}
+		Pos: extract.Position{LSN: lsn, Seq: env.Source.Seq}, TxID: env.Source.TxID, CommitMS: env.Source.TsMS, Snapshot: env.Source.Snapshot, Def: env.Source.Def}
 	if env.Op == OpMessage {
 		out.MessagePrefix = env.Message.Prefix
 		if out.MessageContent, err = decodeMessage(env.Message.Prefix, env.Message.Content); err != nil {

@@ -82,11 +82,14 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	writer := load.NewDynamoWriter(client, load.DynamoConfig{})
 	control := load.NewControlStore(client, cfg.control)
 	a, err := pipeline.NewStreamApplier(pipeline.StreamApplierConfig{
-		Plan:    plan,
-		Writer:  writer,
-		State:   load.NewApplyState(client, cfg.control),
-		Sweep:   pipeline.SweepWith(client, writer),
-		Workers: cfg.workers,
+		Plan:   plan,
+		Writer: writer,
+		State:  load.NewApplyState(client, cfg.control),
+		Sweep:  pipeline.SweepWith(client, writer),
+		// Records made with another definition than the plan's (a schema
+		// change sync followed) are applied with their own, read here.
+		Definitions: control,
+		Workers:     cfg.workers,
 		// Beyond the SDK's attempts, a few of the applier's own; a write that
 		// still fails fails its records (delivered again by the mapping)
 		// well inside the invocation's timeout.

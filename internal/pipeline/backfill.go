@@ -191,6 +191,13 @@ func Backfill(ctx context.Context, cfg BackfillConfig) (*BackfillResult, error) 
 		res.DeadLetter = cfg.DeadLetter.Path
 	}
 
+	// The records carry their tables' definitions (source.def); the stream
+	// appliers find them here.
+	if cfg.Control != nil {
+		if err := StoreDefinitions(ctx, cfg.Control, cfg.Plan.Mapping, cfg.Plan.Tables); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Join {
 		return joinBackfill(ctx, cfg, res, start)
 	}

@@ -311,6 +311,15 @@ func (s *syncer) loadSchemaState(ctx context.Context) error {
 			return err
 		}
 	}
+	// Before any record is made: the definitions the stream appliers may
+	// not have been deployed with.
+	tps := make([]*transform.TablePlan, 0, len(s.tables))
+	for _, tp := range s.tables {
+		tps = append(tps, tp)
+	}
+	if err := StoreDefinitions(ctx, s.cfg.Control, s.cfg.Plan.Mapping, tps); err != nil {
+		return err
+	}
 	st.loaded = true
 	return nil
 }
@@ -332,7 +341,7 @@ func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.Table
 	}
 	mt := s.cfg.Plan.Mapping.Table(name)
 	if mt != nil {
-		ntp, err := transform.CompileTable(mt, map[string]*extract.Table{name: applied})
+		ntp, err := s.compileTable(mt, applied)
 		if err == nil {
 			s.tables[name] = ntp
 			s.log.Info("sync starts from the table's definition it last applied; the catalogue has moved on since, and the stream announces the change",
@@ -347,6 +356,19 @@ func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.Table
 		return err
 	}
 	return s.recordApplied(ctx, name, tp.Source)
+}
+
+// compileTable compiles a table's mapping entry against definition t,
+// identified by its DefinitionID.
+func (s *syncer) compileTable(mt *mappings.Table, t *extract.Table) (*transform.TablePlan, error) {
+	tp, err := transform.CompileTable(mt, map[string]*extract.Table{t.QualifiedName(): t})
+	if err != nil {
+		return nil, err
+	}
+	if m := s.cfg.Plan.Mapping; m != nil && len(m.Text) > 0 {
+		tp.Def = transform.DefinitionID(m.Text, t)
+	}
+	return tp, nil
 }
 
 // recordApplied records the definition sync applies a table's changes with.
@@ -430,10 +452,14 @@ func (s *syncer) onRelation(ctx context.Context, b *syncBatch, rc *extract.Relat
 		return fmt.Errorf("table %s changed at %s: no mapping entry", name, lsn)
 	}
 	compile := func() (*transform.TablePlan, error) {
-		src := map[string]*extract.Table{name: nt}
-		ntp, err := transform.CompileTable(mt, src)
+		ntp, err := s.compileTable(mt, nt)
 		if err != nil {
 			return nil, &SchemaStopError{Change: change, Reason: "the mapping does not fit the changed table:\n" + err.Error()}
+		}
+		// Stored before a record is made with it (the stream appliers
+		// read it from there).
+		if err := StoreDefinitions(ctx, s.cfg.Control, s.cfg.Plan.Mapping, []*transform.TablePlan{ntp}); err != nil {
+			return nil, err
 		}
 		return ntp, nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/extract"
 	"github.com/ferry-migrate/ferry/load"
+	"github.com/ferry-migrate/ferry/mappings"
 	"github.com/ferry-migrate/ferry/transform"
 )
 
@@ -65,16 +66,22 @@ type StreamApplierConfig struct {
 	// DeadLetter records a change DynamoDB can never hold (besides the
 	// record's failure, which the mapping's on-failure destination gets).
 	DeadLetter func(ctx context.Context, f RowFailure) error
-	Workers    int          // concurrent item writes (default 16)
-	Backoff    load.Backoff // retries of transient failures
-	Logger     *slog.Logger // default slog.Default()
-	Now        func() time.Time
+	// Definitions is where the table definitions that records name are
+	// read (*load.ControlStore; definitions.go): a record made with
+	// another definition than Plan's is applied with its own. nil: only
+	// Plan's.
+	Definitions valueStore
+	Workers     int          // concurrent item writes (default 16)
+	Backoff     load.Backoff // retries of transient failures
+	Logger      *slog.Logger // default slog.Default()
+	Now         func() time.Time
 }
 
 // StreamApplier applies batches of stream records to DynamoDB.
 type StreamApplier struct {
 	cfg    StreamApplierConfig
 	tables map[string]*transform.TablePlan // by qualified source name
+	defs   *definitions                    // the plans of other definitions
 }
 
 // NewStreamApplier checks that every table of the plan can be applied from
@@ -89,7 +96,8 @@ func NewStreamApplier(cfg StreamApplierConfig) (*StreamApplier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &StreamApplier{cfg: cfg, tables: map[string]*transform.TablePlan{}}
+	a := &StreamApplier{cfg: cfg, tables: map[string]*transform.TablePlan{},
+		defs: &definitions{store: cfg.Definitions, log: cfg.Logger, plans: map[string]*transform.TablePlan{}, mappings: map[string]*mappings.Mapping{}}}
 	var errs []error
 	for _, tp := range cfg.Plan.Tables {
 		if err := tp.RecordsInvertible(); err != nil {
@@ -97,6 +105,9 @@ func NewStreamApplier(cfg StreamApplierConfig) (*StreamApplier, error) {
 			continue
 		}
 		a.tables[tp.Source.QualifiedName()] = tp
+		if tp.Def != "" {
+			a.defs.plans[tp.Source.QualifiedName()+"#"+tp.Def] = tp
+		}
 	}
 	return a, errors.Join(errs...)
 }
@@ -143,7 +154,7 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 	var changes, barriers []decoded
 	end := len(recs)
 	for i, r := range recs {
-		d, skip, err := a.decode(r)
+		d, skip, err := a.decode(ctx, r)
 		if err != nil {
 			a.cfg.Logger.Error("stream record cannot be applied", "stream", r.Stream, "shard", r.Shard, "sequence", r.Sequence, "err", err)
 			fail(i, err)
@@ -229,7 +240,7 @@ func (a *StreamApplier) Apply(ctx context.Context, recs []StreamRecord) (BatchRe
 
 // decode turns a record into its change; skip is true for a schema-change
 // record or a message (no row's change); a barrier comes back with its id.
-func (a *StreamApplier) decode(r StreamRecord) (d decoded, skip bool, err error) {
+func (a *StreamApplier) decode(ctx context.Context, r StreamRecord) (d decoded, skip bool, err error) {
 	env, err := transform.DecodeRecord(r.Data)
 	if err != nil {
 		return d, false, err
@@ -241,6 +252,14 @@ func (a *StreamApplier) decode(r StreamRecord) (d decoded, skip bool, err error)
 		return d, true, nil
 	}
 	tp := a.tables[env.QualifiedName()]
+	if env.Def != "" && (tp == nil || tp.Def != env.Def) {
+		// Made with another definition (a schema change, an edited
+		// mapping, a table added since the plan was compiled): applied
+		// with its own plan.
+		if tp, err = a.defs.plan(ctx, env.QualifiedName(), env.Def); err != nil {
+			return d, false, err
+		}
+	}
 	if tp == nil {
 		return d, false, &transform.StalePlanError{Table: env.QualifiedName(), Column: "(the whole table: not in the compiled plan)"}
 	}
