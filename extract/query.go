@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,25 +35,67 @@ func QueryRows(ctx context.Context, conn *pgx.Conn, t *Table, query string) ([]R
 // QuoteLiteral quotes a value as an SQL string literal.
 func QuoteLiteral(s string) string { return quoteLiteral(s) }
 
-// SampleValues returns the distinct rows of the query's result, each as its
-// columns' text values.
-func SampleValues(ctx context.Context, conn *pgx.Conn, query string) ([][]string, error) {
+// SampleValues returns n of the distinct rows of the query's result (all of
+// them when there are fewer), chosen uniformly at random with rng, each as
+// its columns' text values, in random order. It holds n rows at most, however
+// many the query returns: the rows stream through a reservoir.
+func SampleValues(ctx context.Context, conn *pgx.Conn, query string, n int, rng *rand.Rand) ([][]string, error) {
 	rows, err := conn.Query(ctx, "SELECT DISTINCT * FROM ("+query+") s", pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
 		return nil, fmt.Errorf("sample %q: %w", query, err)
 	}
 	defer rows.Close()
-	var out [][]string
+	r := reservoir[[]string]{n: n, rng: rng}
 	for rows.Next() {
+		if !r.take() {
+			continue
+		}
 		raw := rows.RawValues()
 		vals := make([]string, len(raw))
-		for i, r := range raw {
-			vals[i] = string(r)
+		for i, b := range raw {
+			vals[i] = string(b)
 		}
-		out = append(out, vals)
+		r.put(vals)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sample %q: %w", query, err)
 	}
-	return out, nil
+	rng.Shuffle(len(r.items), func(i, j int) { r.items[i], r.items[j] = r.items[j], r.items[i] })
+	return r.items, nil
+}
+
+// reservoir keeps a uniform random sample of n of the items offered to it
+// (Algorithm R: the k-th item replaces a random kept one with probability
+// n/k). Written here because it is ten lines; the standard library has none.
+// Offer an item with take, and when take says so, give it with put (so that
+// an item not kept is never built).
+type reservoir[T any] struct {
+	n     int
+	rng   *rand.Rand
+	seen  int
+	items []T
+	slot  int // where put stores the item take accepted
+}
+
+// take counts an item and reports whether it is kept.
+func (r *reservoir[T]) take() bool {
+	r.seen++
+	if len(r.items) < r.n {
+		r.slot = len(r.items)
+		return true
+	}
+	if j := r.rng.IntN(r.seen); j < r.n {
+		r.slot = j
+		return true
+	}
+	return false
+}
+
+// put stores the item the last take kept.
+func (r *reservoir[T]) put(x T) {
+	if r.slot == len(r.items) {
+		r.items = append(r.items, x)
+		return
+	}
+	r.items[r.slot] = x
 }

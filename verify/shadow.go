@@ -152,13 +152,11 @@ func runPattern(ctx context.Context, conn *pgx.Conn, cfg *ShadowConfig, ap *mapp
 	}
 	values := [][]string{nil}
 	if ap.Sample != "" {
-		all, err := extract.SampleValues(ctx, conn, ap.Sample)
-		if err != nil {
+		var err error
+		if values, err = extract.SampleValues(ctx, conn, ap.Sample, cfg.Samples, rng); err != nil {
 			pr.Error = err.Error()
 			return pr
 		}
-		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-		values = all[:min(cfg.Samples, len(all))]
 	}
 	for _, vals := range values {
 		params := map[string]string{}
