@@ -289,8 +289,23 @@ func leaseOf(key string, item Item) (Lease, error) {
 	return l, nil
 }
 
+// renewDeadline is when a renewal attempt started at now gives up. The first
+// attempt of a period may run until the last sixth of the lease, which is
+// kept for a second attempt (the ticker has queued the next tick by then):
+// the SDK sets no deadline of its own on a request, so one request stalled on
+// a half-open connection would otherwise hold the renewal until the lease
+// expired, and the lease would be lost although the table answers. A second
+// attempt may run until the lease expires, no longer.
+func renewDeadline(now, expires time.Time, d time.Duration) time.Time {
+	if last := expires.Add(-d / 6); now.Before(last) {
+		return last
+	}
+	return expires
+}
+
 // Keep renews the lease every third of the lease duration until stop is
-// called or ctx ends. A renewal whose answer was lost (a timeout) but that
+// called or ctx ends; an attempt that does not answer in time is given up
+// and tried again before the lease expires (renewDeadline). A renewal whose answer was lost (a timeout) but that
 // was applied is recognised (the lease still names this worker, with a
 // higher counter) and adopted; the lease's owner must therefore be unique
 // to one Keep at a time, as a worker name is among processes and a lease
@@ -322,8 +337,7 @@ func (s *LeaseStore) Keep(ctx context.Context, l Lease) (held context.Context, s
 				return
 			case <-tick.C:
 			}
-			// A renewal may take until the lease expires, no longer.
-			rctx, rcancel := context.WithDeadline(held, current.Expires)
+			rctx, rcancel := context.WithDeadline(held, renewDeadline(s.now(), current.Expires, s.duration))
 			next, err := s.Renew(rctx, current)
 			rcancel()
 			if errors.Is(err, ErrLeaseLost) {

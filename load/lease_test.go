@@ -37,3 +37,24 @@ func TestNewLeaseStoreValidates(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewDeadline(t *testing.T) {
+	const d = 12 * time.Second
+	renewed := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	expires := renewed.Add(d)
+	for _, tc := range []struct {
+		name string
+		at   time.Duration // after the last renewal
+		want time.Duration // after the last renewal
+	}{
+		{"first attempt, at a third", d / 3, 10 * time.Second},
+		{"a failed first attempt's retry, at two thirds", 2 * d / 3, 10 * time.Second},
+		{"second attempt, after a stalled first", 10 * time.Second, d},
+		{"late attempt", 11 * time.Second, d},
+		{"expired", 13 * time.Second, d},
+	} {
+		if got := renewDeadline(renewed.Add(tc.at), expires, d).Sub(renewed); got != tc.want {
+			t.Errorf("%s: deadline %s after the renewal, want %s", tc.name, got, tc.want)
+		}
+	}
+}
