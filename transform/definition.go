@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/mappings"
 )
 
 // DefinitionID identifies what turns a table's changes into items and
@@ -30,6 +31,15 @@ func DefinitionID(mapping []byte, t *extract.Table) string {
 	h.Write([]byte{0})
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// definitionOf is the DefinitionID of t under m, "" when m was not parsed
+// from a file's text (a mapping built in code has no definitions to store).
+func definitionOf(m *mappings.Mapping, t *extract.Table) string {
+	if m == nil || len(m.Text) == 0 {
+		return ""
+	}
+	return DefinitionID(m.Text, t)
 }
 
 // MappingID identifies a mapping file's text (its SHA-256, in hex).

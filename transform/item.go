@@ -573,12 +573,32 @@ func (tp *TablePlan) TemplateColumns() []string {
 	return out
 }
 
-// CompileTable compiles one mapping entry against the source tables (a table
-// whose definition changed while sync runs); the errors name file:line.
+// CompileTable compiles one mapping entry against the source tables; the
+// errors name file:line. The plan carries no definition ID: a plan whose
+// records are published is compiled by Compile or CompileDefinition.
 func CompileTable(mt *mappings.Table, source map[string]*extract.Table) (*TablePlan, error) {
 	tp, errs := compileTable(mt, source)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	return tp, nil
+}
+
+// CompileDefinition compiles m's entry for table t (a table whose definition
+// changed while sync runs, or one a record names), and identifies the plan by
+// DefinitionID(m.Text, t) when m has its text, as Compile does: every plan
+// whose records are published carries the ID its applier looks the plan up
+// by. m is the mapping with its patterns expanded for t.
+func CompileDefinition(m *mappings.Mapping, t *extract.Table) (*TablePlan, error) {
+	name := t.QualifiedName()
+	mt := m.Table(name)
+	if mt == nil {
+		return nil, fmt.Errorf("compile %s: the mapping has no entry for the table", name)
+	}
+	tp, err := CompileTable(mt, map[string]*extract.Table{name: t})
+	if err != nil {
+		return nil, err
+	}
+	tp.Def = definitionOf(m, t)
 	return tp, nil
 }

@@ -170,9 +170,7 @@ func Compile(m *mappings.Mapping, source map[string]*extract.Table) (*Plan, erro
 		tp, tErrs := compileTable(mt, source)
 		errs = append(errs, tErrs...)
 		if tp != nil {
-			if len(m.Text) > 0 {
-				tp.Def = DefinitionID(m.Text, tp.Source)
-			}
+			tp.Def = definitionOf(m, tp.Source)
 			p.Tables = append(p.Tables, tp)
 			if len(tErrs) == 0 {
 				clean = append(clean, tp)

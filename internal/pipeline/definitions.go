@@ -136,18 +136,13 @@ func (d *definitions) plan(ctx context.Context, table, def string) (*transform.T
 			return nil, fmt.Errorf("definition %s of %s: %w", def, table, err)
 		}
 	}
-	mt := m.Table(table)
-	if mt == nil {
-		return nil, fmt.Errorf("definition %s of %s: its mapping has no entry for the table", def, table)
-	}
-	tp, err = transform.CompileTable(mt, map[string]*extract.Table{table: sd.Table})
+	tp, err = transform.CompileDefinition(m, sd.Table)
 	if err == nil {
 		err = tp.RecordsInvertible()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("definition %s of %s: %w", def, table, err)
 	}
-	tp.Def = def
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if prev := d.plans[key]; prev != nil {

@@ -341,7 +341,7 @@ func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.Table
 	}
 	mt := s.cfg.Plan.Mapping.Table(name)
 	if mt != nil {
-		ntp, err := s.compileTable(mt, applied)
+		ntp, err := s.compileTable(applied)
 		if err == nil {
 			s.tables[name] = ntp
 			s.log.Info("sync starts from the table's definition it last applied; the catalogue has moved on since, and the stream announces the change",
@@ -358,17 +358,10 @@ func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.Table
 	return s.recordApplied(ctx, name, tp.Source)
 }
 
-// compileTable compiles a table's mapping entry against definition t,
+// compileTable compiles the table's mapping entry against definition t,
 // identified by its DefinitionID.
-func (s *syncer) compileTable(mt *mappings.Table, t *extract.Table) (*transform.TablePlan, error) {
-	tp, err := transform.CompileTable(mt, map[string]*extract.Table{t.QualifiedName(): t})
-	if err != nil {
-		return nil, err
-	}
-	if m := s.cfg.Plan.Mapping; m != nil && len(m.Text) > 0 {
-		tp.Def = transform.DefinitionID(m.Text, t)
-	}
-	return tp, nil
+func (s *syncer) compileTable(t *extract.Table) (*transform.TablePlan, error) {
+	return transform.CompileDefinition(s.cfg.Plan.Mapping, t)
 }
 
 // recordApplied records the definition sync applies a table's changes with.
@@ -452,7 +445,7 @@ func (s *syncer) onRelation(ctx context.Context, b *syncBatch, rc *extract.Relat
 		return fmt.Errorf("table %s changed at %s: no mapping entry", name, lsn)
 	}
 	compile := func() (*transform.TablePlan, error) {
-		ntp, err := s.compileTable(mt, nt)
+		ntp, err := s.compileTable(nt)
 		if err != nil {
 			return nil, &SchemaStopError{Change: change, Reason: "the mapping does not fit the changed table:\n" + err.Error()}
 		}
