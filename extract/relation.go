@@ -23,15 +23,22 @@ import (
 // the change's own Old may be a definition announced earlier and not
 // resolved.
 func ResolveRelation(ctx context.Context, q Querier, old *Table, rc *RelationChange) (t *Table, renames map[string]string, err error) {
-	types, err := loadTypes(ctx, q)
+	// One table's catalogue rows, not the whole catalogue: sync's apply loop
+	// waits for this at every schema change.
+	cur, _, err := LoadTable(ctx, q, rc.New.Schema, rc.New.Name) // nil: dropped or renamed since
 	if err != nil {
 		return nil, nil, err
 	}
-	all, err := LoadTables(ctx, q)
+	var announced []uint32 // the types the message names by OID only
+	for _, c := range rc.New.Columns {
+		if c.Generated == "" && c.Type == "" {
+			announced = append(announced, c.TypeOID)
+		}
+	}
+	types, err := loadTypesOf(ctx, q, announced)
 	if err != nil {
 		return nil, nil, err
 	}
-	cur := all[rc.New.QualifiedName()] // nil: dropped or renamed since
 	nt := *rc.New
 	nt.Columns = append([]Column(nil), rc.New.Columns...)
 	for i := range nt.Columns {

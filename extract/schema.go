@@ -28,23 +28,49 @@ type pgType struct {
 // schemas, with columns resolved to kinds (domains to their base type), primary
 // keys, replica identity and row estimates. Partitions are folded into their root.
 func LoadTables(ctx context.Context, q Querier) (map[string]*Table, error) {
-	types, err := loadTypes(ctx, q)
+	return loadTables(ctx, q, nil)
+}
+
+// LoadTable reads one table (schema and name as the catalogue spells them)
+// as LoadTables reads it, from that table's catalogue rows and the types its
+// columns use only: a schema change sync follows costs the same on a
+// database of ten tables as on one of ten thousand. found is false when no
+// such table exists (dropped or renamed since, or a partition, which
+// LoadTables folds into its root).
+func LoadTable(ctx context.Context, q Querier, schema, name string) (t *Table, found bool, err error) {
+	tables, err := loadTables(ctx, q, &relName{schema, name})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	rows, err := q.Query(ctx, `
+	t = tables[(&Table{Schema: schema, Name: name}).QualifiedName()]
+	return t, t != nil, nil
+}
+
+// relName restricts a catalogue read to one table.
+type relName struct{ schema, name string }
+
+// loadTables reads the tables LoadTables describes, or only the one named.
+func loadTables(ctx context.Context, q Querier, only *relName) (map[string]*Table, error) {
+	sql := `
 SELECT c.oid, n.nspname, c.relname, c.relkind = 'p', c.relreplident,
        CASE WHEN c.relkind = 'p' THEN
             coalesce((SELECT sum(greatest(p.reltuples, 0))::bigint FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = c.oid), 0)
        ELSE c.reltuples::bigint END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'`)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'`
+	var args []any
+	if only != nil {
+		sql += ` AND n.nspname = $1 AND c.relname = $2`
+		args = []any{only.schema, only.name}
+	}
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read tables: %w", err)
 	}
 	byOID := map[uint32]*Table{}
 	out := map[string]*Table{}
+	var rel uint32 // the one table's OID when only is set
 	for rows.Next() {
 		var oid uint32
 		var ident string
@@ -58,22 +84,76 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 		}
 		byOID[oid] = t
 		out[t.QualifiedName()] = t
+		rel = oid
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read tables: %w", err)
 	}
-	if err := loadColumns(ctx, q, types, byOID); err != nil {
+	if only == nil {
+		rel = 0 // every table
+	} else if len(out) == 0 {
+		return out, nil
+	}
+	if err := loadColumns(ctx, q, byOID, rel); err != nil {
 		return nil, err
 	}
-	if err := loadPrimaryKeys(ctx, q, byOID); err != nil {
+	var types map[uint32]pgType
+	if only == nil {
+		types, err = loadTypes(ctx, q)
+	} else {
+		var used []uint32
+		for _, t := range byOID {
+			for _, c := range t.Columns {
+				used = append(used, c.TypeOID)
+			}
+		}
+		types, err = loadTypesOf(ctx, q, used)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range byOID {
+		for i := range t.Columns {
+			c := &t.Columns[i]
+			c.Kind, c.Array = resolveKind(types, c.TypeOID)
+		}
+	}
+	if err := loadPrimaryKeys(ctx, q, byOID, rel); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// typeColumns are the pg_type columns resolveKind reads.
+const typeColumns = `SELECT t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typelem, t.typcategory
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`
+
+// loadTypes reads every type.
 func loadTypes(ctx context.Context, q Querier) (map[uint32]pgType, error) {
-	rows, err := q.Query(ctx, `SELECT t.oid, n.nspname, t.typname, t.typtype, t.typbasetype, t.typelem, t.typcategory
-FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`)
+	return scanTypes(q.Query(ctx, typeColumns))
+}
+
+// loadTypesOf reads the types oids name and every type they lead to (a
+// domain's base type, an array's element), which is all resolveKind follows.
+func loadTypesOf(ctx context.Context, q Querier, oids []uint32) (map[uint32]pgType, error) {
+	if len(oids) == 0 {
+		return map[uint32]pgType{}, nil
+	}
+	ids := make([]int64, len(oids)) // int8[]: every driver encodes it; cast to oid in SQL
+	for i, o := range oids {
+		ids[i] = int64(o)
+	}
+	return scanTypes(q.Query(ctx, `WITH RECURSIVE need(oid) AS (
+    SELECT unnest($1::int8[])::oid
+  UNION
+    SELECT x.oid FROM pg_type p JOIN need ON p.oid = need.oid
+    CROSS JOIN LATERAL (VALUES (p.typbasetype), (p.typelem)) AS x(oid) WHERE x.oid <> 0
+)
+`+typeColumns+`
+WHERE t.oid IN (SELECT oid FROM need)`, ids))
+}
+
+func scanTypes(rows pgx.Rows, err error) (map[uint32]pgType, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read types: %w", err)
 	}
@@ -91,7 +171,15 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace`)
 	return out, rows.Err()
 }
 
-func loadColumns(ctx context.Context, q Querier, types map[uint32]pgType, byOID map[uint32]*Table) error {
+// loadColumns reads the columns of the tables in byOID (of rel only, when
+// not 0), their kinds left to resolve.
+func loadColumns(ctx context.Context, q Querier, byOID map[uint32]*Table, rel uint32) error {
+	// A filter of its own, not "$1 = 0 OR …": the planner uses the
+	// catalogue's index on attrelid only for a plain condition.
+	filter, args := "", []any(nil)
+	if rel != 0 {
+		filter, args = "\n  AND a.attrelid = $1::oid", []any{rel}
+	}
 	rows, err := q.Query(ctx, `SELECT a.attrelid, a.attname, a.attnum, a.attnotnull, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),
        coalesce(CASE WHEN a.attgenerated = 's' THEN pg_get_expr(d.adbin, d.adrelid) END, ''),
        coalesce(CASE WHEN a.attgenerated = 's' THEN (SELECT array_to_string(array_agg(dep.refobjsubid ORDER BY dep.refobjsubid), ' ')
@@ -99,8 +187,8 @@ func loadColumns(ctx context.Context, q Querier, types map[uint32]pgType, byOID 
              AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid AND dep.refobjsubid > 0 AND dep.refobjsubid <> a.attnum) END, '')
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attrelid, a.attnum`)
+WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`+filter+`
+ORDER BY a.attrelid, a.attnum`, args...)
 	if err != nil {
 		return fmt.Errorf("read columns: %w", err)
 	}
@@ -118,7 +206,6 @@ ORDER BY a.attrelid, a.attnum`)
 			continue
 		}
 		c.Position, c.TypeOID = int(pos), typ
-		c.Kind, c.Array = resolveKind(types, typ)
 		for _, f := range splitFields(deps) {
 			var n int
 			fmt.Sscan(f, &n)
@@ -135,8 +222,14 @@ ORDER BY a.attrelid, a.attnum`)
 	return nil
 }
 
-func loadPrimaryKeys(ctx context.Context, q Querier, byOID map[uint32]*Table) error {
-	rows, err := q.Query(ctx, `SELECT i.indrelid, array_to_string(i.indkey, ' ') FROM pg_index i WHERE i.indisprimary`)
+// loadPrimaryKeys reads the primary keys of the tables in byOID (of rel
+// only, when not 0).
+func loadPrimaryKeys(ctx context.Context, q Querier, byOID map[uint32]*Table, rel uint32) error {
+	sql, args := `SELECT i.indrelid, array_to_string(i.indkey, ' ') FROM pg_index i WHERE i.indisprimary`, []any(nil)
+	if rel != 0 {
+		sql, args = sql+` AND i.indrelid = $1::oid`, []any{rel}
+	}
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("read primary keys: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // testConn returns a fresh test database's URL and a connection to it, closed
 // when the test ends.
-func testConn(t *testing.T) (string, *pgx.Conn) {
+func testConn(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
 	url := stack.ForTest(t).TestDatabase(t)
 	conn, err := extract.Connect(t.Context(), url)
