@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,10 +44,6 @@ func main() {
 	}
 	lambda.Start(h.handle)
 }
-
-// maxDeadLetter is the largest dead letter kept whole in the control table
-// (an item holds at most 400 KB, keys and names included).
-const maxDeadLetter = 350 << 10
 
 // handler is the function's state across invocations of one instance.
 type handler struct {
@@ -95,21 +90,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		// well inside the invocation's timeout.
 		Backoff: load.Backoff{Base: 100 * time.Millisecond, Max: 2 * time.Second, MaxAttempts: 3},
 		DeadLetter: func(ctx context.Context, f pipeline.RowFailure) error {
-			data, err := json.Marshal(f)
-			if err != nil {
-				return err
-			}
-			if len(data) > maxDeadLetter {
-				// The row a dead letter is about is often what DynamoDB
-				// refused for its size: the control table cannot hold it
-				// either. The table, key and reason still name it.
-				f.Row = nil
-				f.Reason += " (the row is left out of this dead letter: too large for the control table)"
-				if data, err = json.Marshal(f); err != nil {
-					return err
-				}
-			}
-			return control.Put(ctx, pipeline.DeadLetterID, f.Table+"\x00"+f.Key, data)
+			return pipeline.RecordDeadLetter(ctx, control, f)
 		},
 		Logger: log,
 	})

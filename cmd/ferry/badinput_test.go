@@ -303,6 +303,31 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// checkRecordedDeadLetters asserts that the control table holds one dead
+// letter per bad row (as verify reads them, whichever machine wrote them),
+// with its reason, and nothing else.
+func checkRecordedDeadLetters(ctx context.Context, t *testing.T, e *backfillEnv, bad []badRow) {
+	t.Helper()
+	recorded, err := load.NewControlStore(e.st.DynamoClient(), e.control).List(ctx, pipeline.DeadLetterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bad {
+		sk := b.table + "\x00" + b.key
+		v, ok := recorded[sk]
+		delete(recorded, sk)
+		var f pipeline.RowFailure
+		if !ok {
+			t.Errorf("%s: %s: no dead letter in the control table", b.name, b.id())
+		} else if err := json.Unmarshal(v, &f); err != nil || !strings.Contains(f.Reason, b.reason) {
+			t.Errorf("%s: %s: recorded dead letter %s (%v), want the reason %q", b.name, b.id(), truncate(string(v), 300), err, b.reason)
+		}
+	}
+	for sk := range recorded {
+		t.Errorf("unexpected dead letter in the control table: %q", sk)
+	}
+}
+
 // checkDeadLetter asserts that the file holds exactly one line per bad row,
 // with its table, key, reason, op, LSN and row, and nothing else.
 func checkDeadLetter(t *testing.T, path string, bad []badRow, op string) {
@@ -554,6 +579,7 @@ func TestBadInputBackfillSkip(t *testing.T) {
 		t.Errorf("second run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	checkDeadLetter(t, dl, bad, "r")
+	checkRecordedDeadLetters(ctx, t, e, bad)
 	checkVerifyDeadLetters(t, e, dl, bad)
 }
 
@@ -610,12 +636,29 @@ func checkVerifyDeadLetters(t *testing.T, e *backfillEnv, dl string, bad []badRo
 		t.Errorf("verify --dead-letter --format text: exit %d, no %q in\n%s", code, want, out)
 	}
 
-	// Without the file the same rows are differences ferry cannot explain.
+	// Without the file, the dead letters backfill recorded in the control
+	// table explain the same rows (a worker's file may be on another
+	// machine); a row the second run would have recorded again is one.
+	code, rep = runVerifyJSON(t, e.verifyArgs("--stream")...)
+	if got := findingSet(rep); code != 1 || !slices.Equal(got, wantTable) {
+		t.Errorf("verify without --dead-letter: exit %d, table findings\n got %q\nwant %q", code, got, wantTable)
+	}
+	to, sr = rep.Totals, rep.Streams[0]
+	if to.DeadLettered != int64(len(wantTable)) || to.Missing+to.Unconvertible != 0 ||
+		sr.Error != "" || sr.DeadLettered != int64(len(wantStream)) || sr.Missing+sr.Unconvertible != 0 {
+		t.Errorf("verify without --dead-letter, with the control table's: exit %d, totals %+v, stream %+v", code, to, sr)
+	}
+
+	// With neither, the same rows are differences ferry cannot explain.
+	ctl := load.NewControlStore(e.st.DynamoClient(), e.control)
+	if err := ctl.DeleteAll(t.Context(), pipeline.DeadLetterID); err != nil {
+		t.Fatal(err)
+	}
 	code, rep = runVerifyJSON(t, e.verifyArgs("--stream")...)
 	to, sr = rep.Totals, rep.Streams[0]
 	if code != 1 || to.DeadLettered != 0 || to.Missing+to.Unconvertible != int64(len(wantTable)) ||
 		sr.Error != "" || sr.DeadLettered != 0 || sr.Missing+sr.Unconvertible != int64(len(wantStream)) {
-		t.Errorf("verify without --dead-letter: exit %d, totals %+v, stream %+v", code, to, sr)
+		t.Errorf("verify without any dead letters: exit %d, totals %+v, stream %+v", code, to, sr)
 	}
 }
 
@@ -743,6 +786,7 @@ func TestBadInputSync(t *testing.T) {
 		"INSERT INTO language (language_id, name) VALUES (7, 'Klingon')")
 	p.caughtUp(ctx, t, e)
 	checkDeadLetter(t, dl, bad, "u")
+	checkRecordedDeadLetters(ctx, t, e, bad)
 	// The items of the skipped changes stay as they were, but for the one
 	// whose record alone was refused: its item is applied.
 	except := map[string]rowExpect{}
@@ -794,6 +838,7 @@ func TestBadInputSync(t *testing.T) {
 	p = e.startSyncChild(t, e.db, "--on-error=skip", "--dead-letter", dl)
 	p.caughtUp(ctx, t, e)
 	checkDeadLetter(t, dl, append(bad, stopped), "u")
+	checkRecordedDeadLetters(ctx, t, e, append(bad, stopped))
 	if got := title(); got != "AFTER THE STOP" {
 		t.Errorf("film 21's title is %q after the restart, want the change after the skipped one", got)
 	}

@@ -50,7 +50,9 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	workers := fs.Int("workers", 2, "snapshot connections reading the source")
 	maxFindings := fs.Int("max-findings", 1000, "findings listed per table or stream (counts are always exact)")
 	deadLetter := fs.String("dead-letter", "", "dead-letter file of backfill or sync (--on-error=skip): its rows are reported as dead-lettered\n"+
-		"(known differences, still counted as differences) instead of missing, differing or unconvertible")
+		"(known differences, still counted as differences) instead of missing, differing or unconvertible.\n"+
+		"The dead letters recorded in the control table (by backfill and sync on any machine, and by the\n"+
+		"stream appliers) are reported so too, with or without the file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,8 +89,8 @@ func cmdVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	ctl := load.NewControlStore(ddb, *control)
-	if dead, err = addApplierDeadLetters(ctx, ctl, dead); err != nil {
-		return usageError{fmt.Errorf("the Lambda applier's dead letters: %w", err)} // as the dead-letter file's: nothing was compared
+	if dead, err = addRecordedDeadLetters(ctx, ctl, dead); err != nil {
+		return usageError{fmt.Errorf("the dead letters recorded in the control table: %w", err)} // as the dead-letter file's: nothing was compared
 	}
 	cfg := verify.Config{
 		SourceURL: *source, Plan: c.plan, Tables: only, Dynamo: ddb, Kinesis: kin, Stream: *stream, Repair: *repair,
@@ -189,14 +191,15 @@ func recordVerdict(ctx context.Context, ctl *load.ControlStore, slot string, rep
 	}
 }
 
-// addApplierDeadLetters adds the dead letters the Lambda applier (sync
-// --apply stream) recorded in the control table to dead.
-func addApplierDeadLetters(ctx context.Context, ctl *load.ControlStore, dead verify.DeadLetters) (verify.DeadLetters, error) {
+// addRecordedDeadLetters adds the dead letters recorded in the control table
+// (by backfill and sync processes on any machine, and by the Lambda
+// appliers) to dead.
+func addRecordedDeadLetters(ctx context.Context, ctl *load.ControlStore, dead verify.DeadLetters) (verify.DeadLetters, error) {
 	vals, err := ctl.List(ctx, pipeline.DeadLetterID)
 	if err != nil {
 		var nf *types.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return dead, nil // no control table: no applier ran
+			return dead, nil // no control table: nothing recorded
 		}
 		return dead, err
 	}
@@ -207,7 +210,7 @@ func addApplierDeadLetters(ctx context.Context, ctl *load.ControlStore, dead ver
 		dead = verify.DeadLetters{}
 	}
 	for sk, v := range vals {
-		if err := dead.Add(bytes.NewReader(v), "the applier's dead letter "+strconv.Quote(sk)+" in "+ctl.Table()); err != nil {
+		if err := dead.Add(bytes.NewReader(v), "the dead letter "+strconv.Quote(sk)+" in "+ctl.Table()); err != nil {
 			return dead, err
 		}
 	}

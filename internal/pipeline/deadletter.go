@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -92,6 +93,40 @@ func (d *DeadLetter) Close() error {
 	err := d.f.Close()
 	d.f = nil
 	return err
+}
+
+// DeadLetterID is the control table id under which dead letters are
+// recorded (sk: table NUL key; value: the RowFailure as JSON), by backfill
+// and sync beside their files and by the stream appliers, which have no
+// file. The name is the one the appliers used first.
+const DeadLetterID = "applier#deadletter"
+
+// maxRecordedDeadLetter is the largest dead letter kept whole in the
+// control table (an item holds at most 400 KB, keys and names included).
+const maxRecordedDeadLetter = 350 << 10
+
+// RecordDeadLetter records f in the control table, where verify reads the
+// dead letters of every process (backfill workers on other machines, sync,
+// the stream appliers) without their files. A row recorded twice (a chunk
+// copied again after its lease was lost, a change replayed after a crash)
+// stays one item. A row too large for an item is left out; the table, key
+// and reason still name it.
+func RecordDeadLetter(ctx context.Context, ctl valuePutter, f RowFailure) error {
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("dead letter of %s (%s): %w", f.Table, f.Key, err)
+	}
+	if len(data) > maxRecordedDeadLetter {
+		f.Row = nil
+		f.Reason += " (the row is left out of this dead letter: too large for the control table)"
+		if data, err = json.Marshal(f); err != nil {
+			return fmt.Errorf("dead letter of %s (%s): %w", f.Table, f.Key, err)
+		}
+	}
+	if err := ctl.Put(ctx, DeadLetterID, f.Table+"\x00"+f.Key, data); err != nil {
+		return fmt.Errorf("record the dead letter of %s (%s) in the control table: %w", f.Table, f.Key, err)
+	}
+	return nil
 }
 
 // rowText renders a row as column → text (nil for NULL), leaving out the

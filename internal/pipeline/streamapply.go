@@ -440,10 +440,6 @@ func (a *StreamApplier) savePositions(ctx context.Context, recs []StreamRecord, 
 	}
 }
 
-// DeadLetterID is the control table id under which stream appliers record
-// dead letters (sk: table NUL key; value: the RowFailure as JSON).
-const DeadLetterID = "applier#deadletter"
-
 // SweepWith is StreamApplierConfig.Sweep over a DynamoDB client and writer.
 func SweepWith(client *dynamodb.Client, w *load.DynamoWriter) func(context.Context, *transform.TablePlan, string) (int64, error) {
 	return func(ctx context.Context, tp *transform.TablePlan, version string) (int64, error) {

@@ -231,7 +231,7 @@ func (s *syncer) addChange(ctx context.Context, b *syncBatch, ch *extract.Change
 	if err := b.add(tp, ch, src, txTime, time.Now()); err != nil {
 		var rc *refusedChange
 		if errors.As(err, &rc) {
-			return s.badChange(tp, ch, rc.err)
+			return s.badChange(ctx, tp, ch, rc.err)
 		}
 		return err
 	}
@@ -294,19 +294,25 @@ func (e *refusedChange) Unwrap() error { return e.err }
 
 // badChange applies the error policy to a change that cannot be transformed
 // (a value or key the target cannot hold): stop names it, skip dead-letters it.
-func (s *syncer) badChange(tp *transform.TablePlan, ch *extract.Change, err error) error {
+func (s *syncer) badChange(ctx context.Context, tp *transform.TablePlan, ch *extract.Change, err error) error {
 	f := changeFailure(tp, ch, err)
 	if s.cfg.OnError != OnErrorSkip {
 		return &rowStopError{f: f}
 	}
-	return s.deadLetter(f)
+	return s.deadLetter(ctx, f)
 }
 
-// deadLetter writes a skipped row to the dead-letter file, before its
-// position can be acknowledged (after a crash it may be written again).
-func (s *syncer) deadLetter(f RowFailure) error {
+// deadLetter writes a skipped row to the dead-letter file and records it in
+// the control table, before its position can be acknowledged (after a crash
+// it may be written again).
+func (s *syncer) deadLetter(ctx context.Context, f RowFailure) error {
 	if err := s.cfg.DeadLetter.Write(f); err != nil {
 		return err
+	}
+	if s.cfg.Control != nil {
+		if err := RecordDeadLetter(ctx, s.cfg.Control, f); err != nil {
+			return err
+		}
 	}
 	s.log.Warn("change skipped (--on-error=skip): written to the dead-letter file", "table", f.Table, "key", f.Key,
 		"op", f.Op, "lsn", f.LSN, "reason", f.Reason, "file", s.cfg.DeadLetter.Path)
@@ -414,7 +420,7 @@ func (s *syncer) flushOnce(ctx context.Context, b *syncBatch) error {
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("apply batch ending at %s: %w", b.maxPos.LSN, err)
 	}
-	if err := s.rowFailures(b, dFails, kFails); err != nil {
+	if err := s.rowFailures(ctx, b, dFails, kFails); err != nil {
 		return err
 	}
 	// Where a batch's time goes (FERRY_DEBUG=1): the intent record
@@ -447,7 +453,7 @@ func (s *syncer) saveDeferred(ctx context.Context) error {
 
 // rowFailures applies the error policy to the items and records of a batch
 // that the targets can never accept (the rest of the batch is durable).
-func (s *syncer) rowFailures(b *syncBatch, dFails []itemFailure, kFails []load.RecordFailure) error {
+func (s *syncer) rowFailures(ctx context.Context, b *syncBatch, dFails []itemFailure, kFails []load.RecordFailure) error {
 	var fails []RowFailure
 	for _, f := range dFails {
 		iw := f.iw
@@ -470,7 +476,7 @@ func (s *syncer) rowFailures(b *syncBatch, dFails []itemFailure, kFails []load.R
 		return &rowStopError{f: fails[0], more: len(fails) - 1}
 	}
 	for _, f := range fails {
-		if err := s.deadLetter(f); err != nil {
+		if err := s.deadLetter(ctx, f); err != nil {
 			return err
 		}
 	}
