@@ -70,7 +70,6 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 	}
 	byOID := map[uint32]*Table{}
 	out := map[string]*Table{}
-	var rel uint32 // the one table's OID when only is set
 	for rows.Next() {
 		var oid uint32
 		var ident string
@@ -84,15 +83,18 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 		}
 		byOID[oid] = t
 		out[t.QualifiedName()] = t
-		rel = oid
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read tables: %w", err)
 	}
-	if only == nil {
-		rel = 0 // every table
-	} else if len(out) == 0 {
-		return out, nil
+	var rel uint32 // 0: every table's rows; else the one table's
+	if only != nil {
+		if len(byOID) == 0 {
+			return out, nil
+		}
+		for oid := range byOID {
+			rel = oid
+		}
 	}
 	if err := loadColumns(ctx, q, byOID, rel); err != nil {
 		return nil, err

@@ -667,13 +667,8 @@ func (c *copier) copyJob(ctx context.Context, r *reader, job chunkJob, q *chunkQ
 			return nil, nil
 		}
 		for _, f := range fails {
-			if err := cfg.DeadLetter.Write(f); err != nil {
+			if err := cfg.DeadLetter.Write(ctx, f, cfg.Control); err != nil {
 				return nil, err
-			}
-			if cfg.Control != nil {
-				if err := RecordDeadLetter(ctx, cfg.Control, f); err != nil {
-					return nil, err
-				}
 			}
 			cfg.Logger.Warn("row skipped (--on-error=skip): written to the dead-letter file",
 				"table", f.Table, "key", f.Key, "reason", f.Reason, "file", cfg.DeadLetter.Path)

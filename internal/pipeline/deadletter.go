@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ferry-migrate/ferry/extract"
+	"github.com/ferry-migrate/ferry/load"
 	"github.com/ferry-migrate/ferry/transform"
 )
 
@@ -52,8 +53,21 @@ func NewDeadLetter(path string) *DeadLetter {
 	return &DeadLetter{Path: path}
 }
 
-// Write appends one row.
-func (d *DeadLetter) Write(f RowFailure) error {
+// Write appends one row to the file and, when ctl is not nil, records it in
+// the control table (RecordDeadLetter), in that order: both hold the row
+// before the caller marks its chunk done or acknowledges its change.
+func (d *DeadLetter) Write(ctx context.Context, f RowFailure, ctl *load.ControlStore) error {
+	if err := d.append(f); err != nil {
+		return err
+	}
+	if ctl == nil { // a nil *ControlStore in the interface would not be nil
+		return nil
+	}
+	return RecordDeadLetter(ctx, ctl, f)
+}
+
+// append appends one row to the file, synced.
+func (d *DeadLetter) append(f RowFailure) error {
 	line, err := json.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("dead-letter %s: %w", d.Path, err)

@@ -339,8 +339,7 @@ func (s *syncer) startFrom(ctx context.Context, name string, tp *transform.Table
 	if schemaSignature(applied) == schemaSignature(tp.Source) {
 		return nil
 	}
-	mt := s.cfg.Plan.Mapping.Table(name)
-	if mt != nil {
+	if s.cfg.Plan.Mapping.Table(name) != nil {
 		ntp, err := s.compileTable(applied)
 		if err == nil {
 			s.tables[name] = ntp

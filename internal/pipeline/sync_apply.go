@@ -306,13 +306,8 @@ func (s *syncer) badChange(ctx context.Context, tp *transform.TablePlan, ch *ext
 // the control table, before its position can be acknowledged (after a crash
 // it may be written again).
 func (s *syncer) deadLetter(ctx context.Context, f RowFailure) error {
-	if err := s.cfg.DeadLetter.Write(f); err != nil {
+	if err := s.cfg.DeadLetter.Write(ctx, f, s.cfg.Control); err != nil {
 		return err
-	}
-	if s.cfg.Control != nil {
-		if err := RecordDeadLetter(ctx, s.cfg.Control, f); err != nil {
-			return err
-		}
 	}
 	s.log.Warn("change skipped (--on-error=skip): written to the dead-letter file", "table", f.Table, "key", f.Key,
 		"op", f.Op, "lsn", f.LSN, "reason", f.Reason, "file", s.cfg.DeadLetter.Path)
