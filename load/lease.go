@@ -344,11 +344,13 @@ func (s *LeaseStore) Keep(ctx context.Context, l Lease) (held context.Context, s
 				// A renewal that timed out may have been applied all the
 				// same: the counter moved, but the lease is still this
 				// worker's (no other writes its owner), so it is adopted.
-				// Read with its own deadline: the renewal may have used up
-				// the lease's, and the stored lease, not the clock, says
-				// whose it is. A failed read is not a lost lease: tried
-				// again at the next tick, until the lease expires.
-				gctx, gcancel := context.WithTimeout(held, s.duration)
+				// The read may take until the lease expires, no longer: the
+				// worker must stop by then unless it can show the lease is
+				// still its own (another may take it over after). A failed
+				// read is not a lost lease: tried again at the next tick,
+				// until the lease expires (renewDeadline leaves the read
+				// after a first attempt the last sixth of the lease).
+				gctx, gcancel := context.WithDeadline(held, current.Expires)
 				seen, found, gerr := s.Get(gctx, current.Key)
 				gcancel()
 				switch {

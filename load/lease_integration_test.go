@@ -126,13 +126,13 @@ func TestIntegrationLeases(t *testing.T) {
 	// Keep renews a short lease past its duration; a take-over ends its
 	// context with ErrLeaseLost. A renewal must answer within two thirds of
 	// the lease, on a machine loaded by the other tests too (renewals over
-	// 0.67 s were seen in CI): six seconds keep that far from the limit.
-	const keep = 6 * time.Second
+	// 0.67 s, and once several seconds, were seen in CI): twelve seconds.
+	const keep = 12 * time.Second
 	k := store("keeper", keep, 0)
 	lk := must(k.Acquire(ctx, "public.film:1"))
 	held, stop := k.Keep(ctx, lk)
 	var now Lease
-	for deadline := lk.Expires.Add(10 * time.Second); ; {
+	for deadline := lk.Expires.Add(keep); ; {
 		// Wait until the lease, renewed, outlived its first expiry.
 		var err error
 		if now, _, err = b.Get(ctx, "public.film:1"); err != nil {
@@ -145,7 +145,7 @@ func TestIntegrationLeases(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kept lease reads %+v 10 s after its first expiry, want renewed by keeper", now)
+			t.Fatalf("kept lease reads %+v a lease after its first expiry, want renewed by keeper", now)
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval of a bounded wait
 	}
@@ -156,7 +156,7 @@ func TestIntegrationLeases(t *testing.T) {
 	// The keeper renews every third of the lease: a take-over races with them,
 	// and under load it can lose more than once (CI lost it twice: read,
 	// renewed, read again, renewed again). Read and take over until it wins.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := time.Now().Add(2 * keep); ; {
 		_, err := thief.TakeOver(ctx, now)
 		if err == nil {
 			break
